@@ -1,0 +1,38 @@
+# Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint proto bench clean
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e clients/python -e '.[dev,embedded]'
+	touch $@
+
+install: $(STAMP)
+
+## run: serve on $$AUTHSVC_LISTEN (default 127.0.0.1:50051); embedded Postgres when AUTHSVC_DATABASE_URL is unset
+run: install
+	$(BIN)/authsvc serve
+
+## test: the whole suite (unit, integration, e2e, ruff, mypy, generated code current)
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## proto: regenerate clients/python/authsvc_client/_proto from protos/
+proto: install
+	$(BIN)/python scripts/genproto.py
+
+## bench: throughput and latency beside their ceilings (not part of test)
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .authsvc .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""gRPC servicers: proto <-> domain mapping and status codes, nothing more."""

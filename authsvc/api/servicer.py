@@ -1,0 +1,137 @@
+"""authsvc.v1.AuthService: parse, call one use case, convert, return."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from authsvc_client import MAX_TOKEN_LENGTH, Requirements, TokenRejected, pb
+from authsvc_client import grpc as pb_grpc
+
+from authsvc.domain import enrolment, login, refresh, revoke
+from authsvc.domain.deps import Deps
+from authsvc.domain.models import TokenPair
+from authsvc.errors import AuthError, InvalidArgument
+
+from . import convert
+from .status import abort_internal, abort_with
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Handler = Callable[["AuthServicer", Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+
+
+def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
+    """Map AuthError to its status, anything else to a bare INTERNAL."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: AuthServicer, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+        try:
+            return await fn(self, request, context)
+        except AuthError as exc:
+            error: AuthError | None = exc
+        except Exception:  # noqa: BLE001 - the seam where nothing may escape with details
+            error = None
+        if error is not None:
+            await abort_with(context, error)
+        else:
+            await abort_internal(context, fn.__name__)
+        raise AssertionError("abort returned")  # pragma: no cover
+
+    return wrapper
+
+
+class AuthServicer(pb_grpc.AuthServiceServicer):
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    @rpc
+    async def Issue(self, request: pb.IssueRequest, context: grpc.aio.ServicerContext) -> pb.IssueResponse:
+        call = convert.call_info(context)
+        which = request.WhichOneof("credential")
+        aud, scope = list(request.audience), list(request.scope)
+        if which == "password":
+            p = request.password
+            result = await login.issue_with_password(self._deps, p.username, p.password, aud, scope, call)
+        elif which == "client":
+            c = request.client
+            result = await login.issue_with_client(self._deps, c.client_id, c.client_secret, aud, scope, call)
+        else:
+            raise InvalidArgument("a credential is required")
+        if isinstance(result, TokenPair):
+            return pb.IssueResponse(tokens=convert.token_pair(result))
+        return pb.IssueResponse(mfa_challenge=convert.mfa_challenge(result))
+
+    @rpc
+    async def ChallengeMFA(
+        self, request: pb.ChallengeMFARequest, context: grpc.aio.ServicerContext
+    ) -> pb.ChallengeMFAResponse:
+        pair = await login.challenge_mfa(
+            self._deps, request.challenge_id, request.totp_code, request.recovery_code, convert.call_info(context)
+        )
+        return pb.ChallengeMFAResponse(tokens=convert.token_pair(pair))
+
+    @rpc
+    async def Verify(self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext) -> pb.VerifyResponse:
+        if not request.token:
+            raise InvalidArgument("token is required")
+        if len(request.token) > MAX_TOKEN_LENGTH:
+            raise InvalidArgument("token is too long")
+        if not request.audience:
+            raise InvalidArgument("audience is required")
+        if request.max_auth_age_seconds < 0:
+            raise InvalidArgument("max_auth_age_seconds must not be negative")
+        requirements = Requirements(
+            audience=request.audience,
+            scopes=tuple(request.required_scope),
+            cert_thumbprint=request.cert_thumbprint,
+            max_auth_age=request.max_auth_age_seconds,
+        )
+        try:
+            claims = self._deps.live.verify(request.token, requirements)
+        except TokenRejected as rejected:
+            return convert.inactive(rejected.reason)
+        return pb.VerifyResponse(active=True, claims=convert.claims(claims))
+
+    @rpc
+    async def Refresh(self, request: pb.RefreshRequest, context: grpc.aio.ServicerContext) -> pb.RefreshResponse:
+        pair = await refresh.refresh(
+            self._deps, request.refresh_token, list(request.scope), convert.call_info(context)
+        )
+        return pb.RefreshResponse(tokens=convert.token_pair(pair))
+
+    @rpc
+    async def Revoke(self, request: pb.RevokeRequest, context: grpc.aio.ServicerContext) -> pb.RevokeResponse:
+        call = convert.call_info(context)
+        which = request.WhichOneof("target")
+        if which == "token":
+            count = await revoke.revoke_token(self._deps, request.token, call)
+        elif which == "session_id":
+            count = await revoke.revoke_session(self._deps, request.session_id, convert.bearer(context), call)
+        elif which == "subject":
+            count = await revoke.revoke_subject(self._deps, request.subject, convert.bearer(context), call)
+        else:
+            raise InvalidArgument("a token, session_id or subject is required")
+        return pb.RevokeResponse(revoked=count)
+
+    @rpc
+    async def EnrollMFA(
+        self, request: pb.EnrollMFARequest, context: grpc.aio.ServicerContext
+    ) -> pb.EnrollMFAResponse:
+        result = await enrolment.enroll(self._deps, convert.bearer(context), convert.call_info(context))
+        return pb.EnrollMFAResponse(otpauth_uri=result.otpauth_uri, secret=result.secret)
+
+    @rpc
+    async def ConfirmMFA(
+        self, request: pb.ConfirmMFARequest, context: grpc.aio.ServicerContext
+    ) -> pb.ConfirmMFAResponse:
+        codes = await enrolment.confirm(
+            self._deps, convert.bearer(context), request.totp_code, convert.call_info(context)
+        )
+        return pb.ConfirmMFAResponse(recovery_codes=codes)
+
+    @rpc
+    async def GetJWKS(self, request: pb.GetJWKSRequest, context: grpc.aio.ServicerContext) -> pb.GetJWKSResponse:
+        return pb.GetJWKSResponse(jwks_json=self._deps.live.keyring.jwks_json)

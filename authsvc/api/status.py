@@ -1,0 +1,46 @@
+"""AuthError -> one gRPC status and one fixed, safe message (DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from authsvc.errors import AuthError, Code, Throttled
+
+log = logging.getLogger(__name__)
+
+_STATUS = {
+    Code.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Code.INVALID_CREDENTIALS: grpc.StatusCode.UNAUTHENTICATED,
+    Code.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    Code.THROTTLED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Code.REAUTH_REQUIRED: grpc.StatusCode.FAILED_PRECONDITION,
+    Code.PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    Code.CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
+    Code.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+# Codes whose message is fixed whatever the error said, so that no cause leaks.
+_FIXED = {
+    Code.INVALID_CREDENTIALS: "invalid credentials",
+    Code.UNAVAILABLE: "service unavailable, retry later",
+}
+INTERNAL_MESSAGE = "internal error"
+RETRY_AFTER_KEY = "retry-after-ms"
+
+
+def status_of(error: AuthError) -> tuple[grpc.StatusCode, str]:
+    return _STATUS[error.code], _FIXED.get(error.code, error.message)
+
+
+async def abort_with(context: grpc.aio.ServicerContext, error: AuthError) -> None:
+    code, message = status_of(error)
+    if isinstance(error, Throttled):
+        context.set_trailing_metadata(((RETRY_AFTER_KEY, str(int(error.retry_after * 1000))),))
+    await context.abort(code, message)
+
+
+async def abort_internal(context: grpc.aio.ServicerContext, method: str) -> None:
+    # The traceback goes to our log; the caller learns nothing but the code.
+    log.exception("unexpected error in %s", method)
+    await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)

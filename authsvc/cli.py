@@ -1,0 +1,158 @@
+"""``authsvc serve | migrate | user ... | client ... | keys ...``"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from authsvc.config import ConfigError, Settings
+from authsvc.domain import credentials
+from authsvc.domain.clock import SystemClock
+from authsvc.domain.passwords import Passwords, check_new_password
+from authsvc.errors import AuthError, Conflict
+from authsvc.store.embedded import start_embedded
+from authsvc.store.postgres import PostgresStore
+
+
+def _database_url(settings: Settings) -> tuple[str, Any]:
+    if settings.database_url:
+        return settings.database_url, None
+    return start_embedded(settings.data_dir)
+
+
+async def _with_store(settings: Settings, url: str, work: Callable[[PostgresStore], Awaitable[int]]) -> int:
+    store = await PostgresStore.connect(url, min_size=1, max_size=2)
+    try:
+        await store.migrate()
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def _read_password(stdin: bool) -> str:
+    if stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("passwords do not match")
+    return first
+
+
+async def _user_add(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    password = _read_password(args.password_stdin)
+    problem = check_new_password(password)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    passwords = Passwords(settings.argon2)
+    try:
+        pw_hash = await passwords.hash_async(password)
+    finally:
+        passwords.close()
+    try:
+        user_id = await store.create_user(args.name, pw_hash, args.scope, args.audience, SystemClock().now())
+    except Conflict:
+        print(f"error: user {args.name!r} exists", file=sys.stderr)
+        return 1
+    print(f"user {args.name} created, subject {user_id}")
+    return 0
+
+
+async def _user_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    for u in await store.list_users():
+        mfa = "mfa" if u.mfa_enrolled else "-"
+        print(f"{u.id}  {u.username:<24} {mfa:<4} scopes={','.join(u.scopes) or '-'}")
+    return 0
+
+
+async def _client_add(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    if not args.audience:
+        print("error: a client needs at least one --audience", file=sys.stderr)
+        return 2
+    client_id, secret = credentials.new_client_id(), credentials.new_client_secret()
+    try:
+        await store.create_client(
+            client_id, args.name, credentials.digest(secret), args.scope, args.audience, SystemClock().now()
+        )
+    except Conflict:
+        print(f"error: client {args.name!r} exists", file=sys.stderr)
+        return 1
+    print(f"client_id:     {client_id}")
+    print(f"client_secret: {secret}")
+    print("the secret is shown only now; store it safely", file=sys.stderr)
+    return 0
+
+
+async def _client_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    for c in await store.list_clients():
+        print(f"{c.id}  {c.name:<24} aud={','.join(c.audiences)} scopes={','.join(c.scopes) or '-'}")
+    return 0
+
+
+async def _keys_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    for k in await store.signing_keys():
+        print(f"{k.kid}  {k.alg:<6} {k.state}")
+    return 0
+
+
+async def _migrate(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    print("schema is up to date")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="authsvc", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("serve", help="run the gRPC service")
+    verbs.add_parser("migrate", help="apply database migrations")
+
+    user = verbs.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="add a user; the password is read from a prompt or stdin")
+    add.add_argument("name")
+    add.add_argument("--scope", action="append", default=[], help="a scope the user may get (repeat)")
+    add.add_argument("--audience", action="append", default=[], help="an audience beyond authsvc (repeat)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.set_defaults(run=_user_add)
+    user.add_parser("list", help="list users").set_defaults(run=_user_list)
+
+    client = verbs.add_parser("client", help="manage service clients").add_subparsers(dest="action", required=True)
+    cadd = client.add_parser("add", help="add a client; prints its secret once")
+    cadd.add_argument("name")
+    cadd.add_argument("--scope", action="append", default=[], help="a scope the client may get (repeat)")
+    cadd.add_argument("--audience", action="append", default=[], help="an audience it may get (repeat)")
+    cadd.set_defaults(run=_client_add)
+    client.add_parser("list", help="list clients").set_defaults(run=_client_list)
+
+    keys = verbs.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
+    keys.add_parser("list", help="list signing keys").set_defaults(run=_keys_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"authsvc: bad setting: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    url, embedded = _database_url(settings)
+    try:
+        if args.verb == "serve":
+            from authsvc.server import serve  # noqa: PLC0415 - grpc is only needed here
+
+            asyncio.run(serve(settings, url))
+            return 0
+        if args.verb == "migrate":
+            return asyncio.run(_with_store(settings, url, lambda s: _migrate(settings, s, args)))
+        return asyncio.run(_with_store(settings, url, lambda s: args.run(settings, s, args)))
+    except AuthError as exc:
+        print(f"authsvc: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        del embedded

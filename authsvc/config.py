@@ -1,0 +1,152 @@
+"""Settings: one frozen object read from AUTHSVC_* variables, validated once.
+
+A bad value stops start-up with an error that names the variable (and never
+echoes a secret).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from authsvc_client import SIGNING_ALGORITHMS
+
+from authsvc.domain.kek import KEY_BYTES, Kek
+from authsvc.domain.passwords import Argon2Params
+from authsvc.domain.policy import Policy
+
+log = logging.getLogger(__name__)
+
+DEV_KEK_FILE = "dev-kek"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen: str = "127.0.0.1:50051"
+    database_url: str | None = None
+    data_dir: Path = Path(".authsvc")
+    kek: str | None = field(default=None, repr=False)
+    policy: Policy = Policy()
+    argon2: Argon2Params = Argon2Params()
+    max_message_bytes: int = 64 * 1024
+    shutdown_grace: float = 10.0
+    reconcile_interval: float = 1.0
+    key_reload_interval: float = 30.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        policy = Policy(
+            issuer=reader.text("AUTHSVC_ISSUER", "authsvc"),
+            self_audience=reader.text("AUTHSVC_AUDIENCE", "authsvc"),
+            access_ttl=reader.integer("AUTHSVC_ACCESS_TOKEN_TTL", 300, 10, 24 * 3600),
+            refresh_idle_ttl=reader.integer("AUTHSVC_REFRESH_TOKEN_TTL", 24 * 3600, 60, 365 * 24 * 3600),
+            session_max_age=reader.integer("AUTHSVC_SESSION_MAX_AGE", 7 * 24 * 3600, 60, 365 * 24 * 3600),
+            leeway=reader.integer("AUTHSVC_LEEWAY", 30, 0, 300),
+            signing_alg=reader.choice("AUTHSVC_SIGNING_ALG", "EdDSA", SIGNING_ALGORITHMS),
+            mfa_challenge_ttl=reader.integer("AUTHSVC_MFA_CHALLENGE_TTL", 300, 30, 3600),
+            mfa_max_attempts=reader.integer("AUTHSVC_MFA_MAX_ATTEMPTS", 5, 1, 20),
+            recent_auth=reader.integer("AUTHSVC_RECENT_AUTH", 900, 30, 24 * 3600),
+            admin_scope=reader.text("AUTHSVC_ADMIN_SCOPE", "authsvc:admin"),
+        )
+        settings = cls(
+            listen=reader.listen("AUTHSVC_LISTEN", "127.0.0.1:50051"),
+            database_url=env.get("AUTHSVC_DATABASE_URL") or None,
+            data_dir=Path(env.get("AUTHSVC_DATA_DIR") or ".authsvc"),
+            kek=env.get("AUTHSVC_KEK") or None,
+            policy=policy,
+            argon2=Argon2Params(
+                time_cost=reader.integer("AUTHSVC_ARGON2_TIME_COST", 2, 1, 10),
+                memory_kib=reader.integer("AUTHSVC_ARGON2_MEMORY_KIB", 19456, 8, 1 << 21),
+                parallelism=reader.integer("AUTHSVC_ARGON2_PARALLELISM", 1, 1, 16),
+            ),
+            max_message_bytes=reader.integer("AUTHSVC_MAX_MESSAGE_BYTES", 64 * 1024, 16 * 1024, 4 << 20),
+            shutdown_grace=float(reader.integer("AUTHSVC_SHUTDOWN_GRACE", 10, 0, 300)),
+            log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+        if settings.kek is not None:
+            parse_kek(settings.kek)  # fail at start, not at the first secret
+        return settings
+
+    def load_kek(self) -> Kek:
+        """The configured KEK, or a development key kept in the data folder."""
+        if self.kek is not None:
+            return parse_kek(self.kek)
+        path = self.data_dir / DEV_KEK_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write("dev:" + base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES)).decode())
+        log.warning(
+            "AUTHSVC_KEK is not set: using the DEVELOPMENT key-encryption key in %s. "
+            "Secrets at rest are only as safe as that file. Set AUTHSVC_KEK in production.",
+            path,
+        )
+        return parse_kek(path.read_text().strip(), name=str(path))
+
+
+def parse_kek(value: str, name: str = "AUTHSVC_KEK") -> Kek:
+    """``id:base64key[,id:base64key...]``; the first is current, the rest can
+    still open what they sealed (KEK rotation)."""
+    keys: dict[str, bytes] = {}
+    for item in value.split(","):
+        kid, colon, b64 = item.strip().partition(":")
+        if not colon or not kid:
+            raise ConfigError(f"{name}: expected id:base64key[,id:base64key...]")
+        try:
+            key = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigError(f"{name}: key {kid!r} is not base64") from exc
+        if len(key) != KEY_BYTES:
+            raise ConfigError(f"{name}: key {kid!r} must be {KEY_BYTES} bytes")
+        keys[kid] = key
+    return Kek(keys, current=next(iter(keys)))
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str, default: str) -> str:
+        value = self._env.get(name, default)
+        if not value or len(value) > 256 or not value.isprintable():
+            raise ConfigError(f"{name}: must be a non-empty printable string")
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self._env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: expected an integer, got {raw!r}") from exc
+        if not low <= value <= high:
+            raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self._env.get(name) or default
+        if value not in allowed:
+            raise ConfigError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    def listen(self, name: str, default: str) -> str:
+        value = self._env.get(name) or default
+        host, colon, port = value.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"{name}: expected host:port, got {value!r}")
+        return value

@@ -1,0 +1,1 @@
+"""Plain-Python rules of authsvc: no grpc and no asyncpg imports here."""

@@ -1,0 +1,28 @@
+"""Authenticating the caller of a self-service RPC from its bearer token."""
+
+from __future__ import annotations
+
+from authsvc_client import AccessClaims, Reason, Requirements, TokenRejected
+
+from authsvc.errors import InvalidCredentials, ReauthRequired
+
+from .deps import Deps
+from .models import CallInfo
+
+
+def authenticate(deps: Deps, token: str | None, call: CallInfo, *, max_auth_age: int = 0) -> AccessClaims:
+    """The verified claims of the caller's own access token, which must be for
+    authsvc itself. A login older than ``max_auth_age`` asks for a new one."""
+    if not token:
+        raise InvalidCredentials()
+    requirements = Requirements(
+        audience=deps.policy.self_audience,
+        cert_thumbprint=call.cert_thumbprint,
+        max_auth_age=max_auth_age,
+    )
+    try:
+        return deps.live.verify(token, requirements)
+    except TokenRejected as exc:
+        if exc.reason is Reason.AUTH_TOO_OLD:
+            raise ReauthRequired("recent authentication required") from exc
+        raise InvalidCredentials() from exc

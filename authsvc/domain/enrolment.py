@@ -1,0 +1,53 @@
+"""EnrollMFA and ConfirmMFA: adding TOTP to an account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authsvc.errors import InvalidCredentials, PreconditionFailed
+
+from . import credentials, mfa, validate
+from .bearer import authenticate
+from .deps import Deps
+from .login import mfa_aad
+from .models import CallInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    otpauth_uri: str
+    secret: str
+
+
+async def enroll(deps: Deps, bearer: str | None, call: CallInfo) -> Enrolment:
+    caller = authenticate(deps, bearer, call, max_auth_age=deps.policy.recent_auth)
+    user = await deps.store.user_by_id(caller.sub) if caller.sid else None
+    if user is None:
+        raise InvalidCredentials()  # service clients have no second factor
+    now = deps.clock.now()
+    secret = mfa.new_secret()
+    kek_id, sealed = deps.kek.seal(secret.encode("ascii"), mfa_aad(user.id))
+    if not await deps.store.start_totp(user.id, kek_id, sealed, now):
+        raise PreconditionFailed("MFA is already enrolled")
+    await deps.store.audit("mfa_enroll_started", now, subject=user.id, peer=call.peer)
+    return Enrolment(mfa.provisioning_uri(secret, user.username, deps.policy.issuer), secret)
+
+
+async def confirm(deps: Deps, bearer: str | None, code: str, call: CallInfo) -> list[str]:
+    validate.text(code, "totp_code", 64)
+    caller = authenticate(deps, bearer, call, max_auth_age=deps.policy.recent_auth)
+    enrolment = await deps.store.totp(caller.sub) if caller.sid else None
+    if enrolment is None or enrolment.confirmed:
+        raise PreconditionFailed("no MFA enrolment is pending")
+    now = deps.clock.now()
+    secret = deps.kek.open(enrolment.kek_id, enrolment.secret_sealed, mfa_aad(caller.sub)).decode("ascii")
+    step = mfa.matching_step(secret, code, now, enrolment.last_used_step)
+    if step is None:
+        await deps.store.audit("mfa_confirm_failed", now, subject=caller.sub, peer=call.peer)
+        raise InvalidCredentials()
+    codes = [credentials.new_recovery_code() for _ in range(deps.policy.recovery_codes)]
+    hashes = [credentials.digest(c) for c in codes]
+    if not await deps.store.confirm_totp(caller.sub, step, hashes, now):
+        raise PreconditionFailed("no MFA enrolment is pending")
+    await deps.store.audit("mfa_enrolled", now, subject=caller.sub, peer=call.peer)
+    return codes

@@ -1,0 +1,87 @@
+"""Signing keys: generation with jwcrypto, sealing under the KEK, and the
+in-memory keyring that signs and publishes (RFC 7517, RFC 7638 key ids)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from authsvc_client import KeySet, VerificationKey
+from authsvc_client._jose import PrivateKey
+from authsvc_client._keys import parse_jwk
+from cryptography.hazmat.primitives import serialization
+from jwcrypto import jwk
+
+from .kek import Kek
+from .models import StoredKey
+
+_GENERATE = {
+    "EdDSA": {"kty": "OKP", "crv": "Ed25519"},
+    "ES256": {"kty": "EC", "crv": "P-256"},
+    "PS256": {"kty": "RSA", "size": 3072},
+    "RS256": {"kty": "RSA", "size": 3072},
+}
+PUBLISHED_STATES = ("next", "active", "retired")
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    alg: str
+    private: PrivateKey
+
+
+def _aad(kid: str) -> bytes:
+    return b"authsvc:signing-key:" + kid.encode()
+
+
+def generate_key(alg: str, kek: Kek, now: float, state: str = "active") -> StoredKey:
+    """A new key pair; its ``kid`` is the RFC 7638 thumbprint of the public key."""
+    if alg not in _GENERATE:
+        raise ValueError(f"unsupported signing algorithm {alg!r}")
+    key = jwk.JWK.generate(**_GENERATE[alg])
+    kid = key.thumbprint()
+    public = key.export_public(as_dict=True)
+    public.update({"kid": kid, "alg": alg, "use": "sig"})
+    der = key.get_op_key("sign").private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    kek_id, sealed = kek.seal(der, _aad(kid))
+    return StoredKey(
+        kid=kid,
+        alg=alg,
+        state=state,
+        public_jwk=json.dumps(public, sort_keys=True),
+        kek_id=kek_id,
+        private_sealed=sealed,
+        created_at=now,
+        activated_at=now if state == "active" else None,
+    )
+
+
+def open_key(stored: StoredKey, kek: Kek) -> SigningKey:
+    der = kek.open(stored.kek_id, stored.private_sealed, _aad(stored.kid))
+    private = serialization.load_der_private_key(der, password=None)
+    return SigningKey(kid=stored.kid, alg=stored.alg, private=private)  # type: ignore[arg-type]
+
+
+class Keyring:
+    """The key that signs now, and the keys that verify (published in the JWKS)."""
+
+    def __init__(self, signer: SigningKey, published: list[StoredKey]) -> None:
+        self.signer = signer
+        entries = [json.loads(k.public_jwk) for k in published if k.state in PUBLISHED_STATES]
+        self.verification_keys = KeySet([parse_jwk(e) for e in entries])
+        self.jwks_json = json.dumps({"keys": entries}, sort_keys=True)
+
+    @classmethod
+    def load(cls, stored: list[StoredKey], kek: Kek) -> Keyring | None:
+        active = [k for k in stored if k.state == "active"]
+        if not active:
+            return None
+        return cls(open_key(active[0], kek), stored)
+
+    def key(self, kid: str) -> VerificationKey | None:
+        return self.verification_keys.get(kid)

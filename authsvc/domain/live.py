@@ -1,0 +1,69 @@
+"""The state Verify reads without touching the database: the keyring and the
+revocation set, brought up to date by :meth:`LiveState.sync`."""
+
+from __future__ import annotations
+
+import logging
+
+from authsvc_client import AccessClaims, Requirements, verify_access_token
+
+from .clock import Clock
+from .kek import Kek
+from .keys import Keyring, generate_key
+from .policy import Policy
+from .ports import Store
+from .revocation import RevocationSet
+
+log = logging.getLogger(__name__)
+
+
+class LiveState:
+    def __init__(self, keyring: Keyring, policy: Policy, clock: Clock) -> None:
+        self.keyring = keyring
+        self.revocations = RevocationSet()
+        self._policy = policy
+        self._clock = clock
+
+    @classmethod
+    async def load(cls, store: Store, kek: Kek, policy: Policy, clock: Clock) -> LiveState:
+        """Load the keys (creating the first one if there is none) and every
+        revocation that still matters."""
+        keyring = await _load_keyring(store, kek, policy, clock)
+        state = cls(keyring, policy, clock)
+        await state.sync_revocations(store)
+        return state
+
+    async def sync_revocations(self, store: Store) -> int:
+        """Catch up from the revocation log by cursor; give how many were new."""
+        now = self._clock.now()
+        entries = await store.revocations_after(self.revocations.cursor, self.revocations.gaps, now)
+        fresh = self.revocations.apply(entries, now)
+        self.revocations.prune(now)
+        return len(fresh)
+
+    async def reload_keys(self, store: Store, kek: Kek) -> None:
+        self.keyring = await _load_keyring(store, kek, self._policy, self._clock)
+
+    def verify(self, token: str, requirements: Requirements) -> AccessClaims:
+        """Verify's hot path: memory only, no I/O."""
+        return verify_access_token(
+            token,
+            keys=self.keyring.verification_keys,
+            issuer=self._policy.issuer,
+            requirements=requirements,
+            now=self._clock.now(),
+            leeway=self._policy.leeway,
+            is_revoked=self.revocations.is_revoked,
+        )
+
+
+async def _load_keyring(store: Store, kek: Kek, policy: Policy, clock: Clock) -> Keyring:
+    keyring = Keyring.load(await store.signing_keys(), kek)
+    if keyring is None:
+        key = generate_key(policy.signing_alg, kek, clock.now())
+        if await store.add_signing_key_if_none_active(key):
+            log.info("created signing key %s (%s)", key.kid, key.alg)
+        keyring = Keyring.load(await store.signing_keys(), kek)
+    if keyring is None:
+        raise RuntimeError("no active signing key after creating one")
+    return keyring

@@ -1,0 +1,150 @@
+"""Issue and ChallengeMFA: proving who you are and getting tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from authsvc.errors import InvalidCredentials
+
+from . import credentials, mfa, validate
+from .deps import Deps
+from .grants import access_token, narrow, new_session, session_pair
+from .models import CallInfo, Challenge, MfaChallengeIssued, TokenPair, User
+from .tokens import Grant
+
+AMR_PASSWORD = ("pwd",)
+AMR_TOTP = ("pwd", "otp")
+AMR_RECOVERY = ("pwd", "mfa")
+
+
+async def issue_with_password(
+    deps: Deps,
+    username: str,
+    password: str,
+    audiences: Sequence[str],
+    scopes: Sequence[str],
+    call: CallInfo,
+) -> TokenPair | MfaChallengeIssued:
+    validate.text(username, "username")
+    validate.text(password, "password", validate.MAX_SECRET)
+    audiences, scopes = validate.names(audiences, "audience"), validate.names(scopes, "scope")
+    now = deps.clock.now()
+    user = await deps.store.user_by_name(username)
+    # Always one argon2 check, against a dummy hash for unknown users: the
+    # same answer in about the same time (no user enumeration).
+    ok, rehash = await deps.passwords.check_async(user.password_hash if user else None, password)
+    if user is None or not ok or user.disabled:
+        await deps.store.audit("login_failed", now, subject=user.id if user else "", peer=call.peer)
+        raise InvalidCredentials()
+    if rehash:
+        await deps.store.set_password_hash(user.id, await deps.passwords.hash_async(password))
+    granted_aud = narrow(audiences, _user_audiences(deps, user), "audience")
+    granted_scopes = narrow(scopes, user.scopes, "scope")
+    if user.mfa_enrolled:
+        challenge_id = credentials.new_challenge_id()
+        expires_at = now + deps.policy.mfa_challenge_ttl
+        challenge = Challenge(
+            id_hash=credentials.digest(challenge_id),
+            user_id=user.id,
+            audiences=granted_aud,
+            scopes=granted_scopes,
+            auth_time=now,
+            expires_at=expires_at,
+            attempts=0,
+        )
+        await deps.store.create_challenge(challenge, now)
+        await deps.store.audit("login_password_ok_mfa_required", now, subject=user.id, peer=call.peer)
+        return MfaChallengeIssued(challenge_id, ("totp", "recovery_code"), expires_at)
+    session, record, refresh = new_session(
+        deps, user_id=user.id, audiences=granted_aud, scopes=granted_scopes,
+        amr=AMR_PASSWORD, auth_time=now, call=call,
+    )  # fmt: skip
+    await deps.store.create_session(session, record)
+    await deps.store.audit("login_ok", now, subject=user.id, session_id=session.id, peer=call.peer)
+    return session_pair(deps, session, refresh, granted_scopes, call)
+
+
+def _user_audiences(deps: Deps, user: User) -> tuple[str, ...]:
+    return (deps.policy.self_audience, *user.audiences)
+
+
+async def issue_with_client(
+    deps: Deps,
+    client_id: str,
+    client_secret: str,
+    audiences: Sequence[str],
+    scopes: Sequence[str],
+    call: CallInfo,
+) -> TokenPair:
+    """OAuth client credentials: an access token only, no session, no refresh token."""
+    validate.text(client_id, "client_id")
+    validate.text(client_secret, "client_secret", validate.MAX_SECRET)
+    audiences, scopes = validate.names(audiences, "audience"), validate.names(scopes, "scope")
+    now = deps.clock.now()
+    client = await deps.store.client_by_id(client_id)
+    ok = credentials.matches(client_secret, client.secret_hash if client else b"\0" * 32)
+    if client is None or not ok or client.disabled:
+        await deps.store.audit("client_auth_failed", now, subject=client_id if client else "", peer=call.peer)
+        raise InvalidCredentials()
+    granted_aud = narrow(audiences, client.audiences, "audience")
+    granted_scopes = narrow(scopes, client.scopes, "scope")
+    token, _, exp = access_token(
+        deps,
+        Grant(
+            subject=client.id,
+            audiences=granted_aud,
+            scopes=granted_scopes,
+            client_id=client.id,
+            auth_time=now,
+            amr=(),
+            acr="",
+            cert_thumbprint=call.cert_thumbprint,
+        ),
+    )
+    return TokenPair(access_token=token, expires_in=exp - int(now), scopes=granted_scopes)
+
+
+async def challenge_mfa(
+    deps: Deps, challenge_id: str, totp_code: str, recovery_code: str, call: CallInfo
+) -> TokenPair:
+    validate.text(challenge_id, "challenge_id")
+    if not totp_code and not recovery_code:
+        validate.text("", "code")
+    validate.text(totp_code or recovery_code, "code", 64)
+    now = deps.clock.now()
+    id_hash = credentials.digest(challenge_id)
+    challenge = await deps.store.attempt_challenge(id_hash, now, deps.policy.mfa_max_attempts)
+    if challenge is None:
+        raise InvalidCredentials()
+    enrolment = await deps.store.totp(challenge.user_id)
+    if enrolment is None or not enrolment.confirmed:
+        raise InvalidCredentials()
+    step: int | None = None
+    recovery_hash: bytes | None = None
+    if totp_code:
+        secret = deps.kek.open(enrolment.kek_id, enrolment.secret_sealed, mfa_aad(challenge.user_id))
+        step = mfa.matching_step(secret.decode("ascii"), totp_code, now, enrolment.last_used_step)
+        amr = AMR_TOTP
+    else:
+        recovery_hash = credentials.digest(credentials.normalise_recovery_code(recovery_code))
+        amr = AMR_RECOVERY
+    if totp_code and step is None:
+        await deps.store.audit("mfa_failed", now, subject=challenge.user_id, peer=call.peer)
+        raise InvalidCredentials()
+    session, record, refresh = new_session(
+        deps, user_id=challenge.user_id, audiences=challenge.audiences, scopes=challenge.scopes,
+        amr=amr, auth_time=challenge.auth_time, call=call,
+    )  # fmt: skip
+    done = await deps.store.complete_challenge(
+        id_hash, totp_step=step, recovery_hash=recovery_hash, session=session, token=record, now=now
+    )
+    if not done:
+        await deps.store.audit("mfa_failed", now, subject=challenge.user_id, peer=call.peer)
+        raise InvalidCredentials()
+    await deps.store.audit("mfa_ok", now, subject=challenge.user_id, session_id=session.id, peer=call.peer)
+    return session_pair(deps, session, refresh, challenge.scopes, call)
+
+
+def mfa_aad(user_id: str) -> bytes:
+    """Binds a sealed TOTP secret to its user's row."""
+    return b"authsvc:totp:" + user_id.encode()

@@ -1,0 +1,124 @@
+"""Records the domain works with; all frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What the transport tells us about a caller; recorded, never trusted for authz."""
+
+    peer: str = ""
+    user_agent: str = ""
+    cert_thumbprint: str = ""  # base64url SHA-256 of the client certificate, when mTLS
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    username: str
+    password_hash: str
+    scopes: tuple[str, ...]
+    audiences: tuple[str, ...]
+    disabled: bool
+    mfa_enrolled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    id: str
+    name: str
+    secret_hash: bytes
+    scopes: tuple[str, ...]
+    audiences: tuple[str, ...]
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    user_id: str
+    subject: str
+    audiences: tuple[str, ...]
+    scopes: tuple[str, ...]
+    amr: tuple[str, ...]
+    acr: str
+    auth_time: float
+    created_at: float
+    expires_at: float
+    last_refresh_at: float | None
+    refresh_count: int
+    peer: str
+    user_agent: str
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    id: str
+    session_id: str
+    secret_hash: bytes
+    scopes: tuple[str, ...]
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+    replaced_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TotpEnrolment:
+    user_id: str
+    kek_id: str
+    secret_sealed: bytes
+    confirmed: bool
+    last_used_step: int
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    id_hash: bytes
+    user_id: str
+    audiences: tuple[str, ...]
+    scopes: tuple[str, ...]
+    auth_time: float
+    expires_at: float
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    kid: str
+    alg: str
+    state: str  # next | active | retired | revoked
+    public_jwk: str
+    kek_id: str
+    private_sealed: bytes
+    created_at: float
+    activated_at: float | None = None
+    retired_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    seq: int
+    kind: str  # jti | session | subject
+    value: str
+    revoked_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    expires_in: int
+    scopes: tuple[str, ...]
+    refresh_token: str = ""
+    session_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MfaChallengeIssued:
+    challenge_id: str
+    methods: tuple[str, ...]
+    expires_at: float

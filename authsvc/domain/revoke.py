@@ -1,0 +1,80 @@
+"""Revoke a token (RFC 7009), a session, or every session of a subject."""
+
+from __future__ import annotations
+
+import uuid
+
+from authsvc_client import TokenRejected
+from authsvc_client._verify import decode_access_token
+
+from authsvc.errors import InvalidArgument, PermissionDenied
+
+from . import credentials, validate
+from .bearer import authenticate
+from .deps import Deps
+from .models import CallInfo
+
+
+async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:
+    """Possession is the proof (RFC 7009 section 2.1). An invalid, unknown or
+    already revoked token is not an error: the answer is 0 (section 2.2)."""
+    validate.text(token, "token", validate.MAX_TOKEN)
+    now = deps.clock.now()
+    if token.count(".") == 2:
+        try:
+            claims = decode_access_token(token, deps.live.keyring.verification_keys)
+        except TokenRejected:
+            return 0
+        if claims.iss != deps.policy.issuer or claims.exp + deps.policy.leeway < now:
+            return 0
+        await deps.store.revoke_jti(claims.jti, now, claims.exp + deps.policy.leeway + 1)
+        await deps.live.sync_revocations(deps.store)  # this replica rejects it at once
+        await deps.store.audit("revoke_token", now, subject=claims.sub, peer=call.peer)
+        return 1
+    parts = credentials.split_refresh_token(token)
+    if parts is None:
+        return 0
+    found = await deps.store.refresh_token(parts[0])
+    if found is None or not credentials.matches(parts[1], found[0].secret_hash):
+        return 0
+    record, session = found
+    # A refresh token stands for its session: revoking it ends the session.
+    revoked = await deps.store.revoke_session(session.id, now, now + deps.policy.revocation_ttl)
+    await deps.live.sync_revocations(deps.store)
+    if revoked:
+        await deps.store.audit("revoke_session", now, subject=session.subject, session_id=session.id, peer=call.peer)
+    return int(revoked)
+
+
+async def revoke_session(deps: Deps, session_id: str, bearer: str | None, call: CallInfo) -> int:
+    validate.text(session_id, "session_id")
+    try:
+        sid = str(uuid.UUID(session_id))
+    except ValueError as exc:
+        raise InvalidArgument("session_id is malformed") from exc
+    caller = authenticate(deps, bearer, call)
+    admin = deps.policy.admin_scope in caller.scope
+    session = await deps.store.session(sid)
+    if not admin and (session is None or session.subject != caller.sub):
+        # The same answer for someone else's session and for none at all.
+        raise PermissionDenied()
+    if session is None:
+        return 0
+    now = deps.clock.now()
+    revoked = await deps.store.revoke_session(sid, now, now + deps.policy.revocation_ttl)
+    await deps.live.sync_revocations(deps.store)
+    if revoked:
+        await deps.store.audit("revoke_session", now, subject=session.subject, session_id=sid, peer=call.peer)
+    return int(revoked)
+
+
+async def revoke_subject(deps: Deps, subject: str, bearer: str | None, call: CallInfo) -> int:
+    validate.text(subject, "subject")
+    caller = authenticate(deps, bearer, call)
+    if caller.sub != subject and deps.policy.admin_scope not in caller.scope:
+        raise PermissionDenied()
+    now = deps.clock.now()
+    count = await deps.store.revoke_subject(subject, now, now + deps.policy.revocation_ttl)
+    await deps.live.sync_revocations(deps.store)
+    await deps.store.audit("revoke_subject", now, subject=subject, peer=call.peer, detail=f"sessions={count}")
+    return count

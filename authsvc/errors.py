@@ -1,0 +1,78 @@
+"""One error tree. Each class has a stable code; the api layer maps each code
+to one gRPC status and one fixed message, so no detail ever leaks."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Code(enum.Enum):
+    INVALID_ARGUMENT = "invalid_argument"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    PERMISSION_DENIED = "permission_denied"
+    THROTTLED = "throttled"
+    REAUTH_REQUIRED = "reauth_required"
+    PRECONDITION = "precondition"
+    CONFLICT = "conflict"
+    UNAVAILABLE = "unavailable"
+
+
+class AuthError(Exception):
+    """Base of every error the domain raises on purpose.
+
+    ``message`` must be safe to show a caller: never a secret, never a hint
+    that tells an unknown user from a wrong password.
+    """
+
+    code: Code = Code.INVALID_CREDENTIALS
+    default_message = "invalid credentials"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class InvalidArgument(AuthError):
+    code = Code.INVALID_ARGUMENT
+    default_message = "invalid request"
+
+
+class InvalidCredentials(AuthError):
+    """Any failed authentication: one answer for every cause."""
+
+    code = Code.INVALID_CREDENTIALS
+    default_message = "invalid credentials"
+
+
+class PermissionDenied(AuthError):
+    code = Code.PERMISSION_DENIED
+    default_message = "permission denied"
+
+
+class Throttled(AuthError):
+    code = Code.THROTTLED
+    default_message = "too many attempts, retry later"
+
+    def __init__(self, retry_after: float, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ReauthRequired(AuthError):
+    code = Code.REAUTH_REQUIRED
+    default_message = "re-authentication required"
+
+
+class PreconditionFailed(AuthError):
+    code = Code.PRECONDITION
+    default_message = "precondition failed"
+
+
+class Conflict(AuthError):
+    code = Code.CONFLICT
+    default_message = "already exists"
+
+
+class StoreUnavailable(AuthError):
+    code = Code.UNAVAILABLE
+    default_message = "service unavailable, retry later"

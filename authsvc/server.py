@@ -1,0 +1,151 @@
+"""Wiring and lifecycle: start, health, background sync, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+from authsvc_client import pb
+from authsvc_client import grpc as pb_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from authsvc.api.servicer import AuthServicer
+from authsvc.config import Settings
+from authsvc.domain.clock import Clock, SystemClock
+from authsvc.domain.deps import Deps
+from authsvc.domain.live import LiveState
+from authsvc.domain.passwords import Passwords
+from authsvc.errors import StoreUnavailable
+from authsvc.store.notify import Listener
+from authsvc.store.postgres import PostgresStore
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AuthService"].full_name
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class App:
+    """One authsvc replica: a grpc.aio server over a Postgres store."""
+
+    def __init__(self, settings: Settings, database_url: str, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self._dsn = database_url
+        self.clock = clock or SystemClock()
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+        self.deps: Deps | None = None
+        self._server: grpc.aio.Server | None = None
+        self._store: PostgresStore | None = None
+        self._passwords: Passwords | None = None
+        self._listener: Listener | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+
+    async def start(self) -> int:
+        settings = self.settings
+        self._store = store = await PostgresStore.connect(self._dsn)
+        await store.migrate()
+        kek = settings.load_kek()
+        self._passwords = Passwords(settings.argon2)
+        live = await LiveState.load(store, kek, settings.policy, self.clock)
+        self.deps = Deps(store, self.clock, settings.policy, kek, self._passwords, live)
+
+        limit = settings.max_message_bytes
+        self._server = server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+            ]
+        )
+        pb_grpc.add_AuthServiceServicer_to_server(AuthServicer(self.deps), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        self.port = server.add_insecure_port(settings.listen)
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {settings.listen}")
+        await server.start()
+
+        self._listener = Listener(self._dsn, self._wake.set)
+        self._listener.start()
+        self._tasks.append(asyncio.create_task(self._sync_loop(kek_reload=True), name="sync"))
+        await self._set_health(_SERVING)  # database reached, signing key loaded
+        log.info("authsvc serving on %s (port %d)", settings.listen, self.port)
+        return self.port
+
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def sync_now(self) -> None:
+        """Catch up with revocations and keys (also what the timer does)."""
+        assert self.deps is not None and self._store is not None
+        await self.deps.live.sync_revocations(self._store)
+
+    async def _sync_loop(self, kek_reload: bool) -> None:
+        assert self.deps is not None and self._store is not None
+        settings, store = self.settings, self._store
+        since_keys = 0.0
+        healthy = True
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), settings.reconcile_interval)
+            self._wake.clear()
+            try:
+                await self.deps.live.sync_revocations(store)
+                since_keys += settings.reconcile_interval
+                if kek_reload and since_keys >= settings.key_reload_interval:
+                    since_keys = 0.0
+                    await self.deps.live.reload_keys(store, self.deps.kek)
+                    await store.prune_revocations(self.clock.now())
+                if not healthy:
+                    healthy = True
+                    await self._set_health(_SERVING)
+                    log.info("database reachable again")
+            except StoreUnavailable:
+                if healthy:
+                    healthy = False
+                    # Fail closed: without the revocation log we cannot vouch for tokens.
+                    await self._set_health(_NOT_SERVING)
+                    log.warning("database unreachable: health NOT_SERVING")
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                log.exception("background sync failed")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING first, so balancers drain; in-flight calls then get
+        ``grace`` seconds to finish."""
+        await self._set_health(_NOT_SERVING)
+        if self._server is not None:
+            await self._server.stop(self.settings.shutdown_grace if grace is None else grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._listener is not None:
+            await self._listener.stop()
+        if self._store is not None:
+            await self._store.close()
+        if self._passwords is not None:
+            self._passwords.close()
+
+
+async def serve(settings: Settings, database_url: str) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    app = App(settings, database_url)
+    await app.start()
+    print(f"authsvc listening on {settings.listen.rpartition(':')[0]}:{app.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down (grace %.0fs)", settings.shutdown_grace)
+    await app.stop()

@@ -1,0 +1,1 @@
+"""PostgreSQL persistence: the only place that imports asyncpg."""

@@ -1,0 +1,56 @@
+"""Apply numbered SQL migrations in order, each in a transaction, under an
+advisory lock so that replicas starting together are safe."""
+
+from __future__ import annotations
+
+import logging
+import re
+from importlib import resources
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+# Any fixed 64-bit number; it names "authsvc schema migration" to Postgres.
+_LOCK_ID = 0x61757468_73766331
+_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every packaged migration, in order."""
+    found = []
+    for entry in resources.files("authsvc.store.migrations").iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migrations must be numbered 1..N without gaps: {versions}")
+    return found
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:
+    """Bring the schema up to date; give the names of the migrations applied."""
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, name, sql in migrations():
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+                )
+            log.info("applied migration %s", name)
+            applied.append(name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
+    return applied

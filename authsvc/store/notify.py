@@ -1,0 +1,52 @@
+"""LISTEN for revocation notices: a latency shortcut only. Readers reconcile
+by cursor on a timer too, so a lost notice or a lost connection costs at most
+one interval, and engines without LISTEN still work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import asyncpg
+
+from .postgres import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+class Listener:
+    def __init__(self, dsn: str, on_notice: Callable[[], None], retry_seconds: float = 2.0) -> None:
+        self._dsn = dsn
+        self._on_notice = on_notice
+        self._retry = retry_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="revocation-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: self._on_notice())
+                # Notices sent while we were away are lost: catch up once now.
+                self._on_notice()
+                await lost.wait()
+            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("revocation listener disconnected: %s", type(exc).__name__)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+            await asyncio.sleep(self._retry)

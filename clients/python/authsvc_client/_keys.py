@@ -1,0 +1,88 @@
+"""Public keys from a JWKS (RFC 7517), each pinned to one algorithm."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from ._jose import MIN_RSA_BITS, SIGNING_ALGORITHMS, JoseFormatError, PublicKey, b64url_decode
+from ._jose import json_object
+
+MAX_KID_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """One published key: its ``kid``, the one algorithm it verifies, the key."""
+
+    kid: str
+    alg: str
+    key: PublicKey
+
+
+class KeySet(Mapping[str, VerificationKey]):
+    """An immutable ``kid`` -> key map. A ``kid`` is only ever a dictionary key."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: list[VerificationKey] | tuple[VerificationKey, ...] = ()) -> None:
+        self._keys = {k.kid: k for k in keys}
+
+    def __getitem__(self, kid: str) -> VerificationKey:
+        return self._keys[kid]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @classmethod
+    def from_jwks(cls, jwks: str | bytes | Mapping[str, Any]) -> KeySet:
+        """Parse a JWKS. Keys we cannot use for signature checks (wrong ``use``,
+        an algorithm we do not publish, a key that does not fit its ``alg``,
+        RSA under 2048 bits, any private member) raise ``ValueError``."""
+        if isinstance(jwks, str):
+            jwks = jwks.encode("utf-8")
+        doc = json_object(jwks) if isinstance(jwks, bytes) else dict(jwks)
+        entries = doc.get("keys")
+        if not isinstance(entries, list):
+            raise ValueError("JWKS has no keys list")
+        keys = [parse_jwk(e) for e in entries if isinstance(e, dict) and e.get("use", "sig") == "sig"]
+        return cls(keys)
+
+
+def _int(member: Any) -> int:
+    if not isinstance(member, str):
+        raise ValueError("bad key member")
+    return int.from_bytes(b64url_decode(member), "big")
+
+
+def parse_jwk(jwk: Mapping[str, Any]) -> VerificationKey:
+    """Build a verification key from one public JWK that names its ``alg``."""
+    kid, alg, kty = jwk.get("kid"), jwk.get("alg"), jwk.get("kty")
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH:
+        raise ValueError("JWK needs a kid")
+    if alg not in SIGNING_ALGORITHMS:
+        raise ValueError(f"JWK {kid}: unsupported alg")
+    if any(m in jwk for m in ("d", "p", "q", "dp", "dq", "qi", "k")):
+        raise ValueError(f"JWK {kid}: private member in a public key set")
+    try:
+        key: PublicKey
+        if alg == "EdDSA" and kty == "OKP" and jwk.get("crv") == "Ed25519":
+            key = ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(str(jwk.get("x"))))
+        elif alg == "ES256" and kty == "EC" and jwk.get("crv") == "P-256":
+            numbers = ec.EllipticCurvePublicNumbers(_int(jwk.get("x")), _int(jwk.get("y")), ec.SECP256R1())
+            key = numbers.public_key()
+        elif alg in ("RS256", "PS256") and kty == "RSA":
+            key = rsa.RSAPublicNumbers(_int(jwk.get("e")), _int(jwk.get("n"))).public_key()
+            if key.key_size < MIN_RSA_BITS:
+                raise ValueError(f"JWK {kid}: RSA key under {MIN_RSA_BITS} bits")
+        else:
+            raise ValueError(f"JWK {kid}: key type does not fit {alg}")
+    except JoseFormatError as exc:
+        raise ValueError(f"JWK {kid}: bad encoding") from exc
+    return VerificationKey(kid=kid, alg=str(alg), key=key)

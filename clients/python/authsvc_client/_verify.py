@@ -1,0 +1,250 @@
+"""The rules for accepting an access token, in one place.
+
+authsvc's Verify RPC and the local :class:`TokenVerifier` both call
+:func:`verify_access_token`, so the two cannot drift apart. The rules follow
+RFC 8725 (JWT best practices), RFC 9068 (JWT access tokens) and RFC 8705
+(certificate-bound tokens). Every rejection carries a :class:`Reason`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._jose import JoseFormatError, b64url_decode, json_object, verify
+from ._keys import MAX_KID_LENGTH, VerificationKey
+
+#: Tokens longer than this are refused before any parsing.
+MAX_TOKEN_LENGTH = 8192
+#: The leeway for exp, nbf and iat is capped here whatever the caller asks.
+MAX_LEEWAY_SECONDS = 300
+DEFAULT_LEEWAY_SECONDS = 30
+
+# RFC 9068 section 2.1; media types compare case-insensitively (RFC 7515 4.1.9).
+_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+# The only header members authsvc writes. Anything else (jwk, jku, x5u, x5c,
+# crit, b64, zip, ...) is refused: we implement no extension, so none is safe.
+_ALLOWED_HEADER = frozenset({"alg", "kid", "typ"})
+_REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti")
+
+
+class Reason(enum.Enum):
+    """Why a token is not active; names match ``authsvc.v1.InactiveReason``."""
+
+    MALFORMED = 1
+    BAD_SIGNATURE = 2
+    UNKNOWN_KEY = 3
+    EXPIRED = 4
+    NOT_YET_VALID = 5
+    REVOKED = 6
+    WRONG_ISSUER = 7
+    WRONG_AUDIENCE = 8
+    MISSING_SCOPE = 9
+    CERT_MISMATCH = 10
+    AUTH_TOO_OLD = 11
+    WRONG_TYPE = 12
+
+
+class TokenRejected(Exception):
+    """The token must not be accepted; ``reason`` says why."""
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(reason.name.lower())
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """The claims of an accepted access token (RFC 9068 section 2.2)."""
+
+    iss: str
+    sub: str
+    aud: tuple[str, ...]
+    exp: int
+    iat: int
+    nbf: int
+    jti: str
+    client_id: str = ""
+    scope: tuple[str, ...] = ()
+    sid: str = ""
+    auth_time: int = 0
+    amr: tuple[str, ...] = ()
+    acr: str = ""
+    cnf_x5t_s256: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What the caller needs of a token. ``audience`` is required (RFC 8725 3.9)."""
+
+    audience: str
+    scopes: tuple[str, ...] = ()
+    cert_thumbprint: str = ""  # base64url SHA-256 of the presenter's DER certificate
+    max_auth_age: int = 0  # seconds; 0 means no limit
+
+
+#: Given accepted claims, say whether they were revoked (jti, session, subject).
+RevocationCheck = Callable[[AccessClaims], bool]
+
+
+def _reject(reason: Reason) -> TokenRejected:
+    return TokenRejected(reason)
+
+
+def _time(claims: Mapping[str, Any], name: str, required: bool = True) -> int:
+    value = claims.get(name)
+    if value is None and not required:
+        return 0
+    # bool is an int in Python; a NumericDate is never true or false.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _reject(Reason.MALFORMED)
+    return int(value)
+
+
+def _str(claims: Mapping[str, Any], name: str, required: bool = False) -> str:
+    value = claims.get(name, None if required else "")
+    if not isinstance(value, str) or (required and not value):
+        raise _reject(Reason.MALFORMED)
+    return value
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise _reject(Reason.MALFORMED)
+
+
+def _parse_claims(payload: Mapping[str, Any]) -> AccessClaims:
+    for name in _REQUIRED_CLAIMS:
+        if name not in payload:
+            raise _reject(Reason.MALFORMED)
+    scope = _str(payload, "scope")
+    amr = payload.get("amr", [])
+    cnf = payload.get("cnf", {})
+    if not isinstance(cnf, dict):
+        raise _reject(Reason.MALFORMED)
+    thumbprint = cnf.get("x5t#S256", "")
+    if not isinstance(thumbprint, str):
+        raise _reject(Reason.MALFORMED)
+    return AccessClaims(
+        iss=_str(payload, "iss", required=True),
+        sub=_str(payload, "sub", required=True),
+        aud=_strings(payload["aud"]),
+        exp=_time(payload, "exp"),
+        iat=_time(payload, "iat"),
+        nbf=_time(payload, "nbf", required=False),
+        jti=_str(payload, "jti", required=True),
+        client_id=_str(payload, "client_id"),
+        scope=tuple(scope.split()),
+        sid=_str(payload, "sid"),
+        auth_time=_time(payload, "auth_time", required=False),
+        amr=_strings(amr),
+        acr=_str(payload, "acr"),
+        cnf_x5t_s256=thumbprint,
+        raw=payload,
+    )
+
+
+def decode_signed(token: str, keys: Mapping[str, VerificationKey]) -> dict[str, Any]:
+    """Check a JWS compact token's form, header and signature; give its payload.
+
+    Nothing from the token is trusted before the signature is: the key comes
+    from ``keys`` by ``kid`` (a dictionary look-up only) and the algorithm from
+    that key, never from the header (RFC 8725 sections 2.1, 3.1).
+    """
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        raise _reject(Reason.MALFORMED)
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise _reject(Reason.MALFORMED)
+    header_b64, payload_b64, signature_b64 = parts
+    try:
+        header = json_object(b64url_decode(header_b64))
+        signature = b64url_decode(signature_b64)
+    except JoseFormatError as exc:
+        raise _reject(Reason.MALFORMED) from exc
+    if not header.keys() <= _ALLOWED_HEADER:
+        raise _reject(Reason.MALFORMED)
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
+        raise _reject(Reason.WRONG_TYPE)
+    kid, alg = header.get("kid"), header.get("alg")
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH or not isinstance(alg, str):
+        raise _reject(Reason.MALFORMED)
+    key = keys.get(kid)
+    if key is None:
+        raise _reject(Reason.UNKNOWN_KEY)
+    if alg != key.alg:  # "none", HS256 with our public key, any swap: all end here
+        raise _reject(Reason.BAD_SIGNATURE)
+    signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
+    if not verify(key.alg, key.key, signing_input, signature):
+        raise _reject(Reason.BAD_SIGNATURE)
+    try:
+        return json_object(b64url_decode(payload_b64))
+    except JoseFormatError as exc:
+        raise _reject(Reason.MALFORMED) from exc
+
+
+def decode_access_token(token: str, keys: Mapping[str, VerificationKey]) -> AccessClaims:
+    """Check form, header, signature and claim types only: no time, issuer or
+    audience rules. For revocation (RFC 7009), where an expired or foreign
+    token may still be named; never for granting access."""
+    return _parse_claims(decode_signed(token, keys))
+
+
+def check_claims(
+    claims: AccessClaims,
+    *,
+    issuer: str,
+    requirements: Requirements,
+    now: float,
+    leeway: int = DEFAULT_LEEWAY_SECONDS,
+) -> None:
+    """Apply the time, issuer, audience, scope, binding and auth-age rules."""
+    leeway = min(max(leeway, 0), MAX_LEEWAY_SECONDS)
+    if now > claims.exp + leeway:
+        raise _reject(Reason.EXPIRED)
+    if claims.nbf > now + leeway or claims.iat > now + leeway:
+        raise _reject(Reason.NOT_YET_VALID)
+    if claims.iss != issuer:
+        raise _reject(Reason.WRONG_ISSUER)
+    if requirements.audience not in claims.aud:
+        raise _reject(Reason.WRONG_AUDIENCE)
+    if not set(requirements.scopes) <= set(claims.scope):
+        raise _reject(Reason.MISSING_SCOPE)
+    if claims.cnf_x5t_s256 and claims.cnf_x5t_s256 != requirements.cert_thumbprint:
+        raise _reject(Reason.CERT_MISMATCH)
+    if requirements.max_auth_age > 0 and (
+        not claims.auth_time or now - claims.auth_time > requirements.max_auth_age
+    ):
+        raise _reject(Reason.AUTH_TOO_OLD)
+
+
+def verify_access_token(
+    token: str,
+    *,
+    keys: Mapping[str, VerificationKey],
+    issuer: str,
+    requirements: Requirements,
+    now: float,
+    leeway: int = DEFAULT_LEEWAY_SECONDS,
+    is_revoked: RevocationCheck | None = None,
+) -> AccessClaims:
+    """Accept an access token or raise :class:`TokenRejected`.
+
+    ``issuer`` and ``requirements.audience`` are mandatory; ``leeway`` (default
+    30 s, capped at 300 s) applies to ``exp``, ``nbf`` and ``iat``.
+    """
+    if not requirements.audience:
+        raise ValueError("an audience is required")
+    claims = _parse_claims(decode_signed(token, keys))
+    check_claims(claims, issuer=issuer, requirements=requirements, now=now, leeway=leeway)
+    if is_revoked is not None and is_revoked(claims):
+        raise _reject(Reason.REVOKED)
+    return claims

@@ -1,0 +1,72 @@
+"""Creating principals and logging in, for the integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from authsvc_client import grpc as pb_grpc
+from authsvc_client import pb
+
+from authsvc.domain import credentials
+from authsvc.domain.passwords import Passwords
+from authsvc.store.postgres import PostgresStore
+
+from ..conftest import unique
+from ..support import FakeClock
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class TestUser:
+    name: str
+    password: str
+    id: str
+
+
+@dataclass(frozen=True)
+class TestClient:
+    id: str
+    secret: str
+
+
+async def add_user(
+    store: PostgresStore,
+    passwords: Passwords,
+    clock: FakeClock,
+    scopes: Sequence[str] = ("read", "write"),
+    audiences: Sequence[str] = ("orders",),
+) -> TestUser:
+    name = unique("user")
+    user_id = await store.create_user(name, await passwords.hash_async(PASSWORD), scopes, audiences, clock.now())
+    return TestUser(name, PASSWORD, user_id)
+
+
+async def add_client(
+    store: PostgresStore,
+    clock: FakeClock,
+    scopes: Sequence[str] = ("orders.read",),
+    audiences: Sequence[str] = ("orders", "billing"),
+) -> TestClient:
+    client_id, secret = credentials.new_client_id(), credentials.new_client_secret()
+    await store.create_client(client_id, unique("svc"), credentials.digest(secret), scopes, audiences, clock.now())
+    return TestClient(client_id, secret)
+
+
+async def login(
+    stub: pb_grpc.AuthServiceStub, user: TestUser, audience: Sequence[str] = (), scope: Sequence[str] = ()
+) -> pb.TokenPair:
+    response = await stub.Issue(
+        pb.IssueRequest(
+            password=pb.PasswordCredential(username=user.name, password=user.password),
+            audience=list(audience),
+            scope=list(scope),
+        )
+    )
+    assert response.WhichOneof("result") == "tokens"
+    return response.tokens
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
