@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     url, embedded = _database_url(settings)
     try:
         if args.verb == "serve":
-            from authsvc.server import serve  # noqa: PLC0415 - grpc is only needed here
+            from authsvc.server import serve
 
             asyncio.run(serve(settings, url))
             return 0

@@ -15,11 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from authsvc_client import SIGNING_ALGORITHMS
-
 from authsvc.domain.kek import KEY_BYTES, Kek
 from authsvc.domain.passwords import Argon2Params
 from authsvc.domain.policy import Policy
+from authsvc_client import SIGNING_ALGORITHMS
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +35,8 @@ class Settings:
     database_url: str | None = None
     data_dir: Path = Path(".authsvc")
     kek: str | None = field(default=None, repr=False)
-    policy: Policy = Policy()
-    argon2: Argon2Params = Argon2Params()
+    policy: Policy = field(default_factory=Policy)
+    argon2: Argon2Params = field(default_factory=Argon2Params)
     max_message_bytes: int = 64 * 1024
     shutdown_grace: float = 10.0
     reconcile_interval: float = 1.0

@@ -8,8 +8,7 @@ import logging
 import signal
 
 import grpc
-from authsvc_client import pb
-from authsvc_client import grpc as pb_grpc
+from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -22,6 +21,8 @@ from authsvc.domain.passwords import Passwords
 from authsvc.errors import StoreUnavailable
 from authsvc.store.notify import Listener
 from authsvc.store.postgres import PostgresStore
+from authsvc_client import grpc as pb_grpc
+from authsvc_client import pb
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class App:
         self.settings = settings
         self._dsn = database_url
         self.clock = clock or SystemClock()
-        self.health = health.aio.HealthServicer()
+        self.health = health_aio.HealthServicer()
         self.port = 0
         self.deps: Deps | None = None
         self._server: grpc.aio.Server | None = None
@@ -115,7 +116,7 @@ class App:
                     # Fail closed: without the revocation log we cannot vouch for tokens.
                     await self._set_health(_NOT_SERVING)
                     log.warning("database unreachable: health NOT_SERVING")
-            except Exception:  # noqa: BLE001 - the loop must survive anything
+            except Exception:
                 log.exception("background sync failed")
 
     async def stop(self, grace: float | None = None) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from authsvc_client import grpc as pb_grpc
 
 from authsvc.config import Settings
 from authsvc.domain.passwords import Passwords
 from authsvc.server import App
 from authsvc.store.postgres import PostgresStore
+from authsvc_client import grpc as pb_grpc
 
 from .support import FakeClock, create_database, drop_database, server_url
 
@@ -39,7 +39,8 @@ async def database_url(admin_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    base = Settings.from_env({"AUTHSVC_LISTEN": "127.0.0.1:0", "AUTHSVC_KEK": TEST_KEK, "AUTHSVC_ISSUER": "authsvc-test"})
+    env = {"AUTHSVC_LISTEN": "127.0.0.1:0", "AUTHSVC_KEK": TEST_KEK, "AUTHSVC_ISSUER": "authsvc-test"}
+    base = Settings.from_env(env)
     return dataclasses.replace(base, data_dir=Path(tmp_path_factory.mktemp("data")), shutdown_grace=1.0)
 
 
@@ -71,7 +72,7 @@ async def channel(app: App) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.fixture(scope="session")
-def stub(channel: grpc.aio.Channel) -> pb_grpc.AuthServiceStub:
+def stub(channel: grpc.aio.Channel) -> pb_grpc.AuthServiceAsyncStub:
     return pb_grpc.AuthServiceStub(channel)
 
 

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any, TypeAlias
 
 import grpc
-from authsvc_client import AccessClaims, Reason, pb
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, TokenPair
+from authsvc_client import AccessClaims, Reason, pb
 
 _MAX_USER_AGENT = 256
 
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
-def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
-    for item in context.invocation_metadata() or ():
-        if item.key == key and isinstance(item.value, str):
-            return item.value
+
+def _metadata(context: Context, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key and isinstance(value, str):
+            return value
     return None
 
 
-def call_info(context: grpc.aio.ServicerContext) -> CallInfo:
+def call_info(context: Context) -> CallInfo:
     return CallInfo(
         peer=context.peer() or "",
         user_agent=(_metadata(context, "user-agent") or "")[:_MAX_USER_AGENT],
@@ -31,16 +34,16 @@ def call_info(context: grpc.aio.ServicerContext) -> CallInfo:
     )
 
 
-def cert_thumbprint(context: grpc.aio.ServicerContext) -> str:
+def cert_thumbprint(context: Context) -> str:
     """base64url SHA-256 of the peer's DER certificate (RFC 8705 section 3.1)."""
-    pems = context.auth_context().get("x509_pem_cert")
-    if not pems:
+    pem = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
+    if pem is None:
         return ""
-    der = x509.load_pem_x509_certificate(pems[0]).public_bytes(Encoding.DER)
+    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
     return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
 
 
-def bearer(context: grpc.aio.ServicerContext) -> str | None:
+def bearer(context: Context) -> str | None:
     value = _metadata(context, "authorization")
     if value is None:
         return None
@@ -51,7 +54,7 @@ def bearer(context: grpc.aio.ServicerContext) -> str | None:
 def token_pair(pair: TokenPair) -> pb.TokenPair:
     return pb.TokenPair(
         access_token=pair.access_token,
-        token_type="Bearer",
+        token_type="Bearer",  # noqa: S106 - a token type, not a password
         expires_in=pair.expires_in,
         refresh_token=pair.refresh_token,
         scope=list(pair.scopes),

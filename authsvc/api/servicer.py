@@ -6,28 +6,27 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import grpc
-from authsvc_client import MAX_TOKEN_LENGTH, Requirements, TokenRejected, pb
-from authsvc_client import grpc as pb_grpc
-
 from authsvc.domain import enrolment, login, refresh, revoke
 from authsvc.domain.deps import Deps
 from authsvc.domain.models import TokenPair
 from authsvc.errors import AuthError, InvalidArgument
+from authsvc_client import MAX_TOKEN_LENGTH, Requirements, TokenRejected, pb
+from authsvc_client import grpc as pb_grpc
 
 from . import convert
+from .convert import Context
 from .status import abort_internal, abort_with
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-Handler = Callable[["AuthServicer", Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+Handler = Callable[["AuthServicer", Req, Context], Awaitable[Resp]]
 
 
 def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
     """Map AuthError to its status, anything else to a bare INTERNAL."""
 
     @functools.wraps(fn)
-    async def wrapper(self: AuthServicer, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+    async def wrapper(self: AuthServicer, request: Req, context: Context) -> Resp:
         try:
             return await fn(self, request, context)
         except AuthError as exc:
@@ -48,7 +47,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         self._deps = deps
 
     @rpc
-    async def Issue(self, request: pb.IssueRequest, context: grpc.aio.ServicerContext) -> pb.IssueResponse:
+    async def Issue(self, request: pb.IssueRequest, context: Context) -> pb.IssueResponse:
         call = convert.call_info(context)
         which = request.WhichOneof("credential")
         aud, scope = list(request.audience), list(request.scope)
@@ -66,7 +65,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
 
     @rpc
     async def ChallengeMFA(
-        self, request: pb.ChallengeMFARequest, context: grpc.aio.ServicerContext
+        self, request: pb.ChallengeMFARequest, context: Context
     ) -> pb.ChallengeMFAResponse:
         pair = await login.challenge_mfa(
             self._deps, request.challenge_id, request.totp_code, request.recovery_code, convert.call_info(context)
@@ -74,7 +73,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         return pb.ChallengeMFAResponse(tokens=convert.token_pair(pair))
 
     @rpc
-    async def Verify(self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext) -> pb.VerifyResponse:
+    async def Verify(self, request: pb.VerifyRequest, context: Context) -> pb.VerifyResponse:
         if not request.token:
             raise InvalidArgument("token is required")
         if len(request.token) > MAX_TOKEN_LENGTH:
@@ -96,14 +95,14 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         return pb.VerifyResponse(active=True, claims=convert.claims(claims))
 
     @rpc
-    async def Refresh(self, request: pb.RefreshRequest, context: grpc.aio.ServicerContext) -> pb.RefreshResponse:
+    async def Refresh(self, request: pb.RefreshRequest, context: Context) -> pb.RefreshResponse:
         pair = await refresh.refresh(
             self._deps, request.refresh_token, list(request.scope), convert.call_info(context)
         )
         return pb.RefreshResponse(tokens=convert.token_pair(pair))
 
     @rpc
-    async def Revoke(self, request: pb.RevokeRequest, context: grpc.aio.ServicerContext) -> pb.RevokeResponse:
+    async def Revoke(self, request: pb.RevokeRequest, context: Context) -> pb.RevokeResponse:
         call = convert.call_info(context)
         which = request.WhichOneof("target")
         if which == "token":
@@ -118,14 +117,14 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
 
     @rpc
     async def EnrollMFA(
-        self, request: pb.EnrollMFARequest, context: grpc.aio.ServicerContext
+        self, request: pb.EnrollMFARequest, context: Context
     ) -> pb.EnrollMFAResponse:
         result = await enrolment.enroll(self._deps, convert.bearer(context), convert.call_info(context))
         return pb.EnrollMFAResponse(otpauth_uri=result.otpauth_uri, secret=result.secret)
 
     @rpc
     async def ConfirmMFA(
-        self, request: pb.ConfirmMFARequest, context: grpc.aio.ServicerContext
+        self, request: pb.ConfirmMFARequest, context: Context
     ) -> pb.ConfirmMFAResponse:
         codes = await enrolment.confirm(
             self._deps, convert.bearer(context), request.totp_code, convert.call_info(context)
@@ -133,5 +132,5 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         return pb.ConfirmMFAResponse(recovery_codes=codes)
 
     @rpc
-    async def GetJWKS(self, request: pb.GetJWKSRequest, context: grpc.aio.ServicerContext) -> pb.GetJWKSResponse:
+    async def GetJWKS(self, request: pb.GetJWKSRequest, context: Context) -> pb.GetJWKSResponse:
         return pb.GetJWKSResponse(jwks_json=self._deps.live.keyring.jwks_json)

@@ -8,6 +8,8 @@ import grpc
 
 from authsvc.errors import AuthError, Code, Throttled
 
+from .convert import Context
+
 log = logging.getLogger(__name__)
 
 _STATUS = {
@@ -33,14 +35,14 @@ def status_of(error: AuthError) -> tuple[grpc.StatusCode, str]:
     return _STATUS[error.code], _FIXED.get(error.code, error.message)
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: AuthError) -> None:
+async def abort_with(context: Context, error: AuthError) -> None:
     code, message = status_of(error)
     if isinstance(error, Throttled):
         context.set_trailing_metadata(((RETRY_AFTER_KEY, str(int(error.retry_after * 1000))),))
     await context.abort(code, message)
 
 
-async def abort_internal(context: grpc.aio.ServicerContext, method: str) -> None:
+async def abort_internal(context: Context, method: str) -> None:
     # The traceback goes to our log; the caller learns nothing but the code.
     log.exception("unexpected error in %s", method)
     await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)

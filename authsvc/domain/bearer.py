@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from authsvc_client import AccessClaims, Reason, Requirements, TokenRejected
-
 from authsvc.errors import InvalidCredentials, ReauthRequired
+from authsvc_client import AccessClaims, Reason, Requirements, TokenRejected
 
 from .deps import Deps
 from .models import CallInfo

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from jwcrypto import jwk
 
 from authsvc_client import KeySet, VerificationKey
 from authsvc_client._jose import PrivateKey
 from authsvc_client._keys import parse_jwk
-from cryptography.hazmat.primitives import serialization
-from jwcrypto import jwk
 
 from .kek import Kek
 from .models import StoredKey
 
-_GENERATE = {
+_GENERATE: dict[str, dict[str, Any]] = {
     "EdDSA": {"kty": "OKP", "crv": "Ed25519"},
     "ES256": {"kty": "EC", "crv": "P-256"},
     "PS256": {"kty": "RSA", "size": 3072},

@@ -14,13 +14,12 @@ DRIFT_STEPS = 1
 
 
 def new_secret() -> str:
-    return pyotp.random_base32(length=32)  # 160 bits, as RFC 4226 recommends
+    return str(pyotp.random_base32(length=32))  # 160 bits, as RFC 4226 recommends
 
 
 def provisioning_uri(secret: str, account: str, issuer: str) -> str:
-    return pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS).provisioning_uri(
-        name=account, issuer_name=issuer
-    )
+    totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
+    return str(totp.provisioning_uri(name=account, issuer_name=issuer))
 
 
 def matching_step(secret: str, code: str, now: float, last_used_step: int) -> int | None:

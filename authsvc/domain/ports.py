@@ -6,8 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .models import Challenge, Client, RefreshTokenRecord, Revocation, Session, StoredKey
-from .models import TotpEnrolment, User
+from .models import Challenge, Client, RefreshTokenRecord, Revocation, Session, StoredKey, TotpEnrolment, User
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from authsvc.errors import InvalidArgument, PermissionDenied
 from authsvc_client import TokenRejected
 from authsvc_client._verify import decode_access_token
-
-from authsvc.errors import InvalidArgument, PermissionDenied
 
 from . import credentials, validate
 from .bearer import authenticate
@@ -37,7 +36,7 @@ async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:
     found = await deps.store.refresh_token(parts[0])
     if found is None or not credentials.matches(parts[1], found[0].secret_hash):
         return 0
-    record, session = found
+    session = found[1]
     # A refresh token stands for its session: revoking it ends the session.
     revoked = await deps.store.revoke_session(session.id, now, now + deps.policy.revocation_ttl)
     await deps.live.sync_revocations(deps.store)

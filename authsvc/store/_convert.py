@@ -5,8 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from authsvc.domain.models import Challenge, Client, RefreshTokenRecord, Revocation, Session
-from authsvc.domain.models import StoredKey, TotpEnrolment, User
+from authsvc.domain.models import (
+    Challenge,
+    Client,
+    RefreshTokenRecord,
+    Revocation,
+    Session,
+    StoredKey,
+    TotpEnrolment,
+    User,
+)
 
 
 def ts(epoch: float) -> datetime:

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 def start_embedded(data_dir: Path) -> tuple[str, Any]:
     """Start (or reuse) a PostgreSQL in ``data_dir/pg``; give its URL and a handle."""
     try:
-        import pgserver  # noqa: PLC0415 - optional extra, only needed here
+        import pgserver
     except ImportError as exc:
         raise RuntimeError(
             "AUTHSVC_DATABASE_URL is not set and the embedded PostgreSQL is not installed: "

@@ -38,12 +38,12 @@ class Listener:
             try:
                 conn = await asyncpg.connect(self._dsn)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: self._on_notice())
                 # Notices sent while we were away are lost: catch up once now.
                 self._on_notice()
                 await lost.wait()
-            except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("revocation listener disconnected: %s", type(exc).__name__)
             finally:
                 if conn is not None and not conn.is_closed():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
@@ -55,7 +55,7 @@ _USER = (
 )
 
 
-def _translated(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -200,6 +200,7 @@ class PostgresStore:
         if row is None:
             return None
         srow = await self._pool.fetchrow("SELECT * FROM sessions WHERE id = $1", row["session_id"])
+        assert srow is not None  # a foreign key guarantees it
         return cv.refresh_token(row), cv.session(srow)
 
     @_translated
@@ -214,6 +215,7 @@ class PostgresStore:
             if row is None:
                 return None
             srow = await conn.fetchrow("SELECT * FROM sessions WHERE id = $1 FOR UPDATE", row["session_id"])
+            assert srow is not None  # a foreign key guarantees it
             decision = decide(cv.refresh_token(row), cv.session(srow))
             if decision.revoke_session_until is not None:
                 await _revoke_session(conn, srow["id"], decision.revoke_session_until, decision.now)

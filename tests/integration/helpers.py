@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from authsvc_client import grpc as pb_grpc
-from authsvc_client import pb
-
 from authsvc.domain import credentials
 from authsvc.domain.passwords import Passwords
 from authsvc.store.postgres import PostgresStore
+from authsvc_client import grpc as pb_grpc
+from authsvc_client import pb
 
 from ..conftest import unique
 from ..support import FakeClock
@@ -55,7 +54,7 @@ async def add_client(
 
 
 async def login(
-    stub: pb_grpc.AuthServiceStub, user: TestUser, audience: Sequence[str] = (), scope: Sequence[str] = ()
+    stub: pb_grpc.AuthServiceAsyncStub, user: TestUser, audience: Sequence[str] = (), scope: Sequence[str] = ()
 ) -> pb.TokenPair:
     response = await stub.Issue(
         pb.IssueRequest(
@@ -65,7 +64,8 @@ async def login(
         )
     )
     assert response.WhichOneof("result") == "tokens"
-    return response.tokens
+    tokens: pb.TokenPair = response.tokens
+    return tokens
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:

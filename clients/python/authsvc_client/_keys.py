@@ -8,8 +8,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from ._jose import MIN_RSA_BITS, SIGNING_ALGORITHMS, JoseFormatError, PublicKey, b64url_decode
-from ._jose import json_object
+from ._jose import MIN_RSA_BITS, SIGNING_ALGORITHMS, JoseFormatError, PublicKey, b64url_decode, json_object
 
 MAX_KID_LENGTH = 128
 
