@@ -12,6 +12,7 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from authsvc.api.registry import add_to_server
 from authsvc.api.servicer import AuthServicer
 from authsvc.config import Settings
 from authsvc.domain.clock import Clock, SystemClock
@@ -21,7 +22,6 @@ from authsvc.domain.passwords import Passwords
 from authsvc.errors import StoreUnavailable
 from authsvc.store.notify import Listener
 from authsvc.store.postgres import PostgresStore
-from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class App:
                 ("grpc.max_send_message_length", limit),
             ]
         )
-        pb_grpc.add_AuthServiceServicer_to_server(AuthServicer(self.deps), server)
+        add_to_server(AuthServicer(self.deps), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -17,6 +18,8 @@ from . import convert
 from .convert import Context
 from .status import abort_internal, abort_with
 
+log = logging.getLogger(__name__)
+
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Handler = Callable[["AuthServicer", Req, Context], Awaitable[Resp]]
@@ -28,15 +31,18 @@ def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
     @functools.wraps(fn)
     async def wrapper(self: AuthServicer, request: Req, context: Context) -> Resp:
         try:
+            if request is None:  # did not parse: see registry.py
+                raise InvalidArgument("malformed request")
             return await fn(self, request, context)
         except AuthError as exc:
             error: AuthError | None = exc
-        except Exception:  # noqa: BLE001 - the seam where nothing may escape with details
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
             error = None
         if error is not None:
             await abort_with(context, error)
         else:
-            await abort_internal(context, fn.__name__)
+            await abort_internal(context)
         raise AssertionError("abort returned")  # pragma: no cover
 
     return wrapper

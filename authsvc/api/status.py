@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import grpc
 
 from authsvc.errors import AuthError, Code, Throttled
 
 from .convert import Context
-
-log = logging.getLogger(__name__)
 
 _STATUS = {
     Code.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
@@ -42,7 +38,6 @@ async def abort_with(context: Context, error: AuthError) -> None:
     await context.abort(code, message)
 
 
-async def abort_internal(context: Context, method: str) -> None:
-    # The traceback goes to our log; the caller learns nothing but the code.
-    log.exception("unexpected error in %s", method)
+async def abort_internal(context: Context) -> None:
+    # The caller learns nothing but the code; the traceback is in our log.
     await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)

@@ -47,6 +47,9 @@ _UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.QueryCanceledError,
+    # 55xxx: the database exists but will not take us now (not accepting
+    # connections, lock not available): transient, so retry later.
+    asyncpg.ObjectNotInPrerequisiteStateError,
 )
 
 _USER = (

@@ -18,14 +18,14 @@ PASSWORD = "correct horse battery staple"
 
 
 @dataclass(frozen=True)
-class TestUser:
+class UserCreds:
     name: str
     password: str
     id: str
 
 
 @dataclass(frozen=True)
-class TestClient:
+class ClientCreds:
     id: str
     secret: str
 
@@ -36,10 +36,10 @@ async def add_user(
     clock: FakeClock,
     scopes: Sequence[str] = ("read", "write"),
     audiences: Sequence[str] = ("orders",),
-) -> TestUser:
+) -> UserCreds:
     name = unique("user")
     user_id = await store.create_user(name, await passwords.hash_async(PASSWORD), scopes, audiences, clock.now())
-    return TestUser(name, PASSWORD, user_id)
+    return UserCreds(name, PASSWORD, user_id)
 
 
 async def add_client(
@@ -47,14 +47,14 @@ async def add_client(
     clock: FakeClock,
     scopes: Sequence[str] = ("orders.read",),
     audiences: Sequence[str] = ("orders", "billing"),
-) -> TestClient:
+) -> ClientCreds:
     client_id, secret = credentials.new_client_id(), credentials.new_client_secret()
     await store.create_client(client_id, unique("svc"), credentials.digest(secret), scopes, audiences, clock.now())
-    return TestClient(client_id, secret)
+    return ClientCreds(client_id, secret)
 
 
 async def login(
-    stub: pb_grpc.AuthServiceAsyncStub, user: TestUser, audience: Sequence[str] = (), scope: Sequence[str] = ()
+    stub: pb_grpc.AuthServiceAsyncStub, user: UserCreds, audience: Sequence[str] = (), scope: Sequence[str] = ()
 ) -> pb.TokenPair:
     response = await stub.Issue(
         pb.IssueRequest(

@@ -1,0 +1,44 @@
+"""Registering AuthService with deserializers that never leak.
+
+The generated ``add_AuthServiceServicer_to_server`` lets a protobuf
+DecodeError escape from deserialization, which grpc turns into UNKNOWN with
+the exception text (message type names included). Here a request that does
+not parse becomes ``None``, which the ``rpc`` wrapper answers with
+INVALID_ARGUMENT "malformed request".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from authsvc_client import pb
+
+SERVICE = pb.DESCRIPTOR.services_by_name["AuthService"]
+
+
+def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError:
+            return None
+
+    return deserialize
+
+
+def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in SERVICE.methods:
+        request_cls = getattr(pb, method.input_type.name)
+        response_cls = getattr(pb, method.output_type.name)
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=_lenient(request_cls.FromString),
+            response_serializer=response_cls.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))

@@ -1,0 +1,85 @@
+"""Bad input on every RPC: a clear status and a fixed message, never a crash."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from authsvc_client import pb
+
+from .helpers import add_user, bearer, login
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+UNAUTH = grpc.StatusCode.UNAUTHENTICATED
+BIG = "x" * 5000
+HUGE = "x" * (70 * 1024)
+
+
+def pw(username: str = "someone", password: str = "password") -> pb.IssueRequest:
+    return pb.IssueRequest(password=pb.PasswordCredential(username=username, password=password))
+
+
+CASES = [
+    ("Issue", pb.IssueRequest(), INVALID, "a credential is required"),
+    ("Issue", pw(username=""), INVALID, "username is required"),
+    ("Issue", pw(password=""), INVALID, "password is required"),
+    ("Issue", pw(username=BIG), INVALID, "username is too long"),
+    ("Issue", pw(password=BIG), INVALID, "password is too long"),
+    ("Issue", pw(username="a\x00b"), INVALID, "username is malformed"),
+    ("Issue", pb.IssueRequest(password=pw().password, scope=["a b"]), INVALID, None),
+    ("Issue", pb.IssueRequest(password=pw().password, scope=["s"] * 40), INVALID, None),
+    ("Issue", pb.IssueRequest(client=pb.ClientCredential()), INVALID, "client_id is required"),
+    ("Issue", pb.IssueRequest(client=pb.ClientCredential(client_id="c", client_secret="s")), UNAUTH, None),
+    ("ChallengeMFA", pb.ChallengeMFARequest(), INVALID, "challenge_id is required"),
+    ("ChallengeMFA", pb.ChallengeMFARequest(challenge_id="nope"), INVALID, "code is required"),
+    ("ChallengeMFA", pb.ChallengeMFARequest(challenge_id="nope", totp_code="123456"), UNAUTH, "invalid credentials"),
+    ("ChallengeMFA", pb.ChallengeMFARequest(challenge_id="nope", totp_code=BIG), INVALID, "code is too long"),
+    ("Refresh", pb.RefreshRequest(), INVALID, "refresh_token is required"),
+    ("Refresh", pb.RefreshRequest(refresh_token="x" * 9000), INVALID, "refresh_token is too long"),
+    ("Refresh", pb.RefreshRequest(refresh_token="\u00e9\u00e9.\u00e9"), UNAUTH, "invalid credentials"),
+    ("Revoke", pb.RevokeRequest(), INVALID, "a token, session_id or subject is required"),
+    ("Revoke", pb.RevokeRequest(token=""), INVALID, "token is required"),
+    ("Revoke", pb.RevokeRequest(session_id="not-a-uuid"), INVALID, "session_id is malformed"),
+    ("Revoke", pb.RevokeRequest(session_id="6f1c0e0a-2b7e-4b43-9d55-2a9f3c1d1e11"), UNAUTH, "invalid credentials"),
+    ("Revoke", pb.RevokeRequest(subject="someone"), UNAUTH, "invalid credentials"),
+    ("EnrollMFA", pb.EnrollMFARequest(), UNAUTH, "invalid credentials"),
+    ("ConfirmMFA", pb.ConfirmMFARequest(), INVALID, "totp_code is required"),
+    ("ConfirmMFA", pb.ConfirmMFARequest(totp_code="123456"), UNAUTH, "invalid credentials"),
+    ("Verify", pb.VerifyRequest(token=HUGE, audience="a"), grpc.StatusCode.RESOURCE_EXHAUSTED, None),
+]
+
+
+@pytest.mark.parametrize(("method", "request_", "code", "message"), CASES)
+async def test_bad_requests(stub, method, request_, code, message):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await getattr(stub, method)(request_)
+    assert err.value.code() == code, err.value.details()
+    if message is not None:
+        assert err.value.details() == message
+
+
+async def test_wrong_kind_of_bearer_token(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    pair = await login(stub, user, audience=["orders"])  # not for authsvc itself
+    for metadata in (
+        bearer(pair.access_token),
+        bearer(pair.refresh_token),
+        (("authorization", f"Basic {pair.access_token}"),),
+        (("authorization", "Bearer"),),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.EnrollMFA(pb.EnrollMFARequest(), metadata=metadata)
+        assert (err.value.code(), err.value.details()) == (UNAUTH, "invalid credentials")
+
+
+async def test_raw_garbage_bytes_do_not_crash_the_server(channel, stub):
+    call = channel.unary_unary("/authsvc.v1.AuthService/Issue")
+    for payload in (b"\xff\xff\xff\xff", b"\x0a\x05abc", bytes(range(256))):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(payload)
+        assert (err.value.code(), err.value.details()) == (INVALID, "malformed request")
+    unknown = channel.unary_unary("/authsvc.v1.AuthService/NoSuchMethod")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await unknown(b"")
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert (await stub.GetJWKS(pb.GetJWKSRequest())).jwks_json  # still serving

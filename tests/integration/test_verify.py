@@ -1,0 +1,79 @@
+"""Verify: introspection semantics, every reason a token is not active."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from authsvc_client import pb
+
+from .helpers import add_user, login
+
+R = pb.InactiveReason
+
+
+@pytest.fixture
+async def token(stub, store, passwords, clock) -> str:
+    user = await add_user(store, passwords, clock)
+    return (await login(stub, user, audience=["orders"], scope=["read"])).access_token
+
+
+async def verify(stub, token: str, **kw) -> pb.VerifyResponse:
+    kw.setdefault("audience", "orders")
+    return await stub.Verify(pb.VerifyRequest(token=token, **kw))
+
+
+async def test_inactive_reasons(stub, token, clock):
+    head, body, sig = token.split(".")
+    cases = {
+        "garbage": ("not a token", R.INACTIVE_REASON_MALFORMED, {}),
+        "two parts": (f"{head}.{body}", R.INACTIVE_REASON_MALFORMED, {}),
+        "bad signature": (f"{head}.{body}.{sig[:-4]}AAAA", R.INACTIVE_REASON_BAD_SIGNATURE, {}),
+        "wrong audience": (token, R.INACTIVE_REASON_WRONG_AUDIENCE, {"audience": "billing"}),
+        "missing scope": (token, R.INACTIVE_REASON_MISSING_SCOPE, {"required_scope": ["write"]}),
+        "cert binding not required for unbound": (token, R.INACTIVE_REASON_UNSPECIFIED, {"cert_thumbprint": "abc"}),
+    }
+    for name, (tok, reason, kw) in cases.items():
+        resp = await verify(stub, tok, **kw)
+        assert resp.reason == reason, name
+        assert resp.active == (reason == R.INACTIVE_REASON_UNSPECIFIED), name
+
+
+async def test_expiry_and_auth_age_follow_the_clock(stub, token, clock):
+    assert (await verify(stub, token, max_auth_age_seconds=60)).active
+    clock.advance(120)
+    assert (await verify(stub, token, max_auth_age_seconds=60)).reason == R.INACTIVE_REASON_AUTH_TOO_OLD
+    clock.advance(300 - 120 + 31)  # past exp plus the 30 s leeway
+    assert (await verify(stub, token)).reason == R.INACTIVE_REASON_EXPIRED
+
+
+async def test_token_from_the_future_is_not_yet_valid(stub, token, clock):
+    clock.advance(-120)
+    try:
+        assert (await verify(stub, token)).reason == R.INACTIVE_REASON_NOT_YET_VALID
+    finally:
+        clock.advance(120)
+
+
+async def test_malformed_requests_are_invalid_argument(stub, token):
+    for request, message in (
+        (pb.VerifyRequest(audience="orders"), "token is required"),
+        (pb.VerifyRequest(token=token), "audience is required"),
+        (pb.VerifyRequest(token="x" * 9000, audience="orders"), "token is too long"),
+        (pb.VerifyRequest(token=token, audience="orders", max_auth_age_seconds=-1), None),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Verify(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        if message:
+            assert err.value.details() == message
+
+
+async def test_jwks_has_public_keys_only(stub):
+    import json
+
+    jwks = json.loads((await stub.GetJWKS(pb.GetJWKSRequest())).jwks_json)
+    assert jwks["keys"]
+    for key in jwks["keys"]:
+        assert key["alg"] == "EdDSA" and key["use"] == "sig" and key["kid"]
+        assert not {"d", "p", "q", "k"} & key.keys()
