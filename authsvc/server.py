@@ -105,7 +105,9 @@ class App:
                 if kek_reload and since_keys >= settings.key_reload_interval:
                     since_keys = 0.0
                     await self.deps.live.reload_keys(store, self.deps.kek)
-                    await store.prune_revocations(self.clock.now())
+                    now = self.clock.now()
+                    await store.prune_revocations(now)
+                    await store.forget_grace_pairs(now - settings.policy.refresh_grace)
                 if not healthy:
                     healthy = True
                     await self._set_health(_SERVING)
@@ -123,6 +125,8 @@ class App:
         """Health NOT_SERVING first, so balancers drain; in-flight calls then get
         ``grace`` seconds to finish."""
         await self._set_health(_NOT_SERVING)
+        if self.deps is not None:
+            self.deps.live.close_subscribers()  # watch streams end; clients resume elsewhere
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace if grace is None else grace)
         for task in self._tasks:

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from authsvc.domain.models import CallInfo, MfaChallengeIssued, TokenPair
+from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
 from authsvc_client import AccessClaims, Reason, pb
 
 _MAX_USER_AGENT = 256
@@ -62,11 +62,46 @@ def token_pair(pair: TokenPair) -> pb.TokenPair:
     )
 
 
+def timestamp(epoch: float | None) -> Timestamp | None:
+    if epoch is None:
+        return None
+    ts = Timestamp()
+    ts.FromNanoseconds(int(epoch * 1e9))
+    return ts
+
+
 def mfa_challenge(challenge: MfaChallengeIssued) -> pb.MFAChallenge:
-    expires = Timestamp()
-    expires.FromNanoseconds(int(challenge.expires_at * 1e9))
     return pb.MFAChallenge(
-        challenge_id=challenge.challenge_id, methods=list(challenge.methods), expires_at=expires
+        challenge_id=challenge.challenge_id,
+        methods=list(challenge.methods),
+        expires_at=timestamp(challenge.expires_at),
+    )
+
+
+def session_info(s: Session) -> pb.SessionInfo:
+    return pb.SessionInfo(
+        session_id=s.id, subject=s.subject, audience=list(s.audiences), scope=list(s.scopes), amr=list(s.amr),
+        auth_time=timestamp(s.auth_time), created_at=timestamp(s.created_at), expires_at=timestamp(s.expires_at),
+        last_refresh_at=timestamp(s.last_refresh_at), refresh_count=s.refresh_count, peer=s.peer,
+        user_agent=s.user_agent, revoked_at=timestamp(s.revoked_at),
+    )  # fmt: skip
+
+
+_KINDS = {
+    "jti": pb.RevocationEvent.KIND_JTI,
+    "session": pb.RevocationEvent.KIND_SESSION,
+    "subject": pb.RevocationEvent.KIND_SUBJECT,
+}
+
+
+def revocation_event(entry: Revocation, resume_cursor: int) -> pb.RevocationEvent:
+    return pb.RevocationEvent(
+        seq=entry.seq,
+        kind=_KINDS[entry.kind],
+        value=entry.value,
+        revoked_at=timestamp(entry.revoked_at),
+        expires_at=timestamp(entry.expires_at),
+        resume_cursor=resume_cursor,
     )
 
 

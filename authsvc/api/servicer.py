@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from authsvc.domain import enrolment, login, refresh, revoke
+from authsvc.domain import enrolment, login, refresh, revoke, sessions, watch
 from authsvc.domain.deps import Deps
 from authsvc.domain.models import TokenPair
 from authsvc.errors import AuthError, InvalidArgument
@@ -136,6 +136,36 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             self._deps, convert.bearer(context), request.totp_code, convert.call_info(context)
         )
         return pb.ConfirmMFAResponse(recovery_codes=codes)
+
+    @rpc
+    async def ListSessions(
+        self, request: pb.ListSessionsRequest, context: Context
+    ) -> pb.ListSessionsResponse:
+        found = await sessions.list_sessions(
+            self._deps, convert.bearer(context), request.subject, request.include_revoked, convert.call_info(context)
+        )
+        return pb.ListSessionsResponse(sessions=[convert.session_info(s) for s in found])
+
+    async def WatchRevocations(
+        self, request: pb.WatchRevocationsRequest, context: Context
+    ) -> AsyncIterator[pb.RevocationEvent]:
+        if request is None:
+            await abort_with(context, InvalidArgument("malformed request"))
+            return
+        try:
+            async for entry, resume in watch.revocations(self._deps, request.cursor):
+                yield convert.revocation_event(entry, resume)
+        except AuthError as exc:
+            error: AuthError | None = exc
+        except Exception:
+            log.exception("unexpected error in WatchRevocations")
+            error = None
+        else:
+            return
+        if error is not None:
+            await abort_with(context, error)
+        else:
+            await abort_internal(context)
 
     @rpc
     async def GetJWKS(self, request: pb.GetJWKSRequest, context: Context) -> pb.GetJWKSResponse:

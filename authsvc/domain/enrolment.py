@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from authsvc.errors import InvalidCredentials, PreconditionFailed
 
-from . import credentials, mfa, validate
+from . import credentials, guard, mfa, validate
 from .bearer import authenticate
 from .deps import Deps
 from .login import mfa_aad
@@ -39,6 +39,8 @@ async def confirm(deps: Deps, bearer: str | None, code: str, call: CallInfo) -> 
     enrolment = await deps.store.totp(caller.sub) if caller.sid else None
     if enrolment is None or enrolment.confirmed:
         raise PreconditionFailed("no MFA enrolment is pending")
+    mfa_key = f"mfa:{caller.sub}"
+    await guard.reserve(deps, [(mfa_key, deps.policy.mfa_limit)])
     now = deps.clock.now()
     secret = deps.kek.open(enrolment.kek_id, enrolment.secret_sealed, mfa_aad(caller.sub)).decode("ascii")
     step = mfa.matching_step(secret, code, now, enrolment.last_used_step)
@@ -49,5 +51,6 @@ async def confirm(deps: Deps, bearer: str | None, code: str, call: CallInfo) -> 
     hashes = [credentials.digest(c) for c in codes]
     if not await deps.store.confirm_totp(caller.sub, step, hashes, now):
         raise PreconditionFailed("no MFA enrolment is pending")
+    await deps.store.release_throttle(mfa_key, reset=True)
     await deps.store.audit("mfa_enrolled", now, subject=caller.sub, peer=call.peer)
     return codes

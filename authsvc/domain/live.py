@@ -3,6 +3,8 @@ revocation set, brought up to date by :meth:`LiveState.sync`."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from authsvc_client import AccessClaims, Requirements, verify_access_token
@@ -10,6 +12,7 @@ from authsvc_client import AccessClaims, Requirements, verify_access_token
 from .clock import Clock
 from .kek import Kek
 from .keys import Keyring, generate_key
+from .models import Revocation
 from .policy import Policy
 from .ports import Store
 from .revocation import RevocationSet
@@ -23,6 +26,7 @@ class LiveState:
         self.revocations = RevocationSet()
         self._policy = policy
         self._clock = clock
+        self._subscribers: set[asyncio.Queue[Revocation | None]] = set()
 
     @classmethod
     async def load(cls, store: Store, kek: Kek, policy: Policy, clock: Clock) -> LiveState:
@@ -39,7 +43,39 @@ class LiveState:
         entries = await store.revocations_after(self.revocations.cursor, self.revocations.gaps, now)
         fresh = self.revocations.apply(entries, now)
         self.revocations.prune(now)
+        for queue in list(self._subscribers):
+            for entry in fresh:
+                try:
+                    queue.put_nowait(entry)
+                except asyncio.QueueFull:
+                    # A watcher that cannot keep up is cut off; it resumes
+                    # from its cursor, so nothing is lost.
+                    self._subscribers.discard(queue)
+                    queue.get_nowait()
+                    queue.put_nowait(None)
+                    break
         return len(fresh)
+
+    @property
+    def low_water(self) -> int:
+        """Every revocation up to this sequence number is in memory."""
+        gaps = self.revocations.gaps
+        return gaps[0] - 1 if gaps else self.revocations.cursor
+
+    def subscribe(self, maxsize: int = 10_000) -> asyncio.Queue[Revocation | None]:
+        """New revocations as they are applied; ``None`` means the stream ends."""
+        queue: asyncio.Queue[Revocation | None] = asyncio.Queue(maxsize)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Revocation | None]) -> None:
+        self._subscribers.discard(queue)
+
+    def close_subscribers(self) -> None:
+        for queue in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        self._subscribers.clear()
 
     async def reload_keys(self, store: Store, kek: Kek) -> None:
         self.keyring = await _load_keyring(store, kek, self._policy, self._clock)

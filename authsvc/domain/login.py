@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from authsvc.errors import InvalidCredentials
 
-from . import credentials, mfa, validate
+from . import credentials, guard, mfa, validate
 from .deps import Deps
 from .grants import access_token, narrow, new_session, session_pair
 from .models import CallInfo, Challenge, MfaChallengeIssued, TokenPair, User
@@ -28,6 +28,9 @@ async def issue_with_password(
     validate.text(username, "username")
     validate.text(password, "password", validate.MAX_SECRET)
     audiences, scopes = validate.names(audiences, "audience"), validate.names(scopes, "scope")
+    account, peer = f"pwd-account:{username}", f"pwd-peer:{guard.peer_key(call.peer)}"
+    # Keyed by the name given, not the user: unknown names throttle alike.
+    await guard.reserve(deps, [(account, deps.policy.account_limit), (peer, deps.policy.peer_limit)])
     now = deps.clock.now()
     user = await deps.store.user_by_name(username)
     # Always one argon2 check, against a dummy hash for unknown users: the
@@ -36,6 +39,8 @@ async def issue_with_password(
     if user is None or not ok or user.disabled:
         await deps.store.audit("login_failed", now, subject=user.id if user else "", peer=call.peer)
         raise InvalidCredentials()
+    await deps.store.release_throttle(account, reset=True)
+    await deps.store.release_throttle(peer, reset=False)
     if rehash:
         await deps.store.set_password_hash(user.id, await deps.passwords.hash_async(password))
     granted_aud = narrow(audiences, _user_audiences(deps, user), "audience")
@@ -116,6 +121,9 @@ async def challenge_mfa(
     challenge = await deps.store.attempt_challenge(id_hash, now, deps.policy.mfa_max_attempts)
     if challenge is None:
         raise InvalidCredentials()
+    # Per user as well as per challenge: new challenges must not mean new guesses.
+    mfa_key = f"mfa:{challenge.user_id}"
+    await guard.reserve(deps, [(mfa_key, deps.policy.mfa_limit)])
     enrolment = await deps.store.totp(challenge.user_id)
     if enrolment is None or not enrolment.confirmed:
         raise InvalidCredentials()
@@ -141,6 +149,7 @@ async def challenge_mfa(
     if not done:
         await deps.store.audit("mfa_failed", now, subject=challenge.user_id, peer=call.peer)
         raise InvalidCredentials()
+    await deps.store.release_throttle(mfa_key, reset=True)
     await deps.store.audit("mfa_ok", now, subject=challenge.user_id, session_id=session.id, peer=call.peer)
     return session_pair(deps, session, refresh, challenge.scopes, call)
 

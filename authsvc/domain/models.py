@@ -64,6 +64,8 @@ class RefreshTokenRecord:
     expires_at: float
     used_at: float | None = None
     replaced_by: str | None = None
+    grace_kek_id: str | None = None
+    grace_sealed: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

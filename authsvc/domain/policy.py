@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .throttle import Limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,16 @@ class Policy:
     recent_auth: int = 900
     admin_scope: str = "authsvc:admin"
     recovery_codes: int = 10
+    #: Refresh limits per session (absolute lifetime and idle timeout above).
+    refresh_max_count: int = 10_000
+    refresh_min_interval: float = 2.0
+    #: Past this age of the login, Refresh asks for a new login (FAILED_PRECONDITION).
+    reauth_age: int = 24 * 3600
+    #: Seconds a spent refresh token may be retried for the same successor; 0 is off.
+    refresh_grace: float = 0.0
+    account_limit: Limit = field(default_factory=lambda: Limit(5, 900.0, 30.0, 3600.0))
+    peer_limit: Limit = field(default_factory=lambda: Limit(50, 900.0, 30.0, 3600.0))
+    mfa_limit: Limit = field(default_factory=lambda: Limit(10, 900.0, 60.0, 3600.0))
 
     @property
     def revocation_ttl(self) -> int:

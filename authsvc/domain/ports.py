@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from .models import Challenge, Client, RefreshTokenRecord, Revocation, Session, StoredKey, TotpEnrolment, User
+from .throttle import ThrottleState
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,13 +18,16 @@ class RotateDecision:
     transaction that holds the row locks."""
 
     now: float
-    outcome: str  # rotated | reused | rejected
+    outcome: str  # rotated | replayed | reused | rejected
     new_token: RefreshTokenRecord | None = None
     revoke_session_until: float | None = None
     peer: str = ""
     user_agent: str = ""
     session: Session | None = None
     reason: str = ""
+    retry_after: float = 0.0
+    #: With the grace window on: the successor pair, sealed, kept on the spent token.
+    grace_sealed: tuple[str, bytes] | None = None
 
 
 class Store(Protocol):
@@ -52,6 +58,7 @@ class Store(Protocol):
 
     async def create_session(self, session: Session, token: RefreshTokenRecord) -> None: ...
     async def session(self, session_id: str) -> Session | None: ...
+    async def sessions_of(self, subject: str, include_revoked: bool) -> list[Session]: ...
     async def refresh_token(self, token_id: str) -> tuple[RefreshTokenRecord, Session] | None: ...
     async def rotate_refresh(
         self, token_id: str, decide: Callable[[RefreshTokenRecord, Session], RotateDecision]
@@ -62,6 +69,7 @@ class Store(Protocol):
     async def revoke_jti(self, jti: str, now: float, expires_at: float) -> None: ...
     async def revocations_after(self, cursor: int, gaps: Sequence[int], now: float) -> list[Revocation]: ...
     async def prune_revocations(self, now: float) -> int: ...
+    async def forget_grace_pairs(self, used_before: float) -> None: ...
 
     async def totp(self, user_id: str) -> TotpEnrolment | None: ...
     async def start_totp(self, user_id: str, kek_id: str, sealed: bytes, now: float) -> bool: ...
@@ -80,6 +88,14 @@ class Store(Protocol):
         token: RefreshTokenRecord,
         now: float,
     ) -> bool: ...
+
+    async def update_throttles(
+        self,
+        keys: Sequence[str],
+        now: float,
+        decide: Callable[[dict[str, ThrottleState]], tuple[dict[str, ThrottleState], T]],
+    ) -> T: ...
+    async def release_throttle(self, key: str, reset: bool) -> None: ...
 
     async def audit(
         self, event: str, now: float, *, subject: str = "", session_id: str = "", peer: str = "", detail: str = ""

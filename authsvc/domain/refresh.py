@@ -1,16 +1,41 @@
-"""Refresh: rotate a refresh token, detecting reuse of a spent one."""
+"""Refresh: rotate a refresh token under the session's limits, detecting reuse.
+
+The whole verdict is taken inside the store's transaction, with the token and
+its session row-locked, so two uses of one token, or a refresh racing a
+revoke, are settled by the database and never both win.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
-from authsvc.errors import InvalidCredentials, PermissionDenied
+from authsvc.errors import InvalidCredentials, PermissionDenied, ReauthRequired, Throttled
 
 from . import credentials, validate
 from .deps import Deps
-from .grants import narrow, refresh_record, session_pair
+from .grants import refresh_record, session_pair
 from .models import CallInfo, RefreshTokenRecord, Session, TokenPair
 from .ports import RotateDecision
+
+
+def _grace_aad(token_id: str) -> bytes:
+    return b"authsvc:refresh-grace:" + token_id.encode()
+
+
+def _seal_pair(deps: Deps, token_id: str, pair: TokenPair) -> tuple[str, bytes]:
+    body = json.dumps(
+        [pair.access_token, pair.expires_in, list(pair.scopes), pair.refresh_token, pair.session_id]
+    ).encode()
+    return deps.kek.seal(body, _grace_aad(token_id))
+
+
+def _open_pair(deps: Deps, record: RefreshTokenRecord) -> TokenPair:
+    assert record.grace_kek_id is not None and record.grace_sealed is not None
+    access, expires_in, scopes, refresh, sid = json.loads(
+        deps.kek.open(record.grace_kek_id, record.grace_sealed, _grace_aad(record.id))
+    )
+    return TokenPair(access, expires_in, tuple(scopes), refresh, sid)
 
 
 async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo) -> TokenPair:
@@ -21,7 +46,8 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
         raise InvalidCredentials()
     token_id, secret = parts
     now = deps.clock.now()
-    minted: list[str] = []
+    policy = deps.policy
+    out: list[TokenPair] = []
 
     def decide(record: RefreshTokenRecord, session: Session) -> RotateDecision:
         """Runs inside the store's transaction, with the token and session locked."""
@@ -30,19 +56,30 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
         if session.revoked_at is not None:
             return RotateDecision(now, "rejected", reason="session revoked")
         if record.used_at is not None:
-            # A spent token came back: either the client or a thief holds a
-            # copy. Kill the whole session (theft detection).
-            until = now + deps.policy.revocation_ttl
-            return RotateDecision(now, "reused", revoke_session_until=until, session=session)
+            if policy.refresh_grace > 0 and now - record.used_at <= policy.refresh_grace and record.grace_sealed:
+                # The client lost our answer and retried: the same pair again.
+                out.append(_open_pair(deps, record))
+                return RotateDecision(now, "replayed", session=session)
+            # A spent token came back: the client or a thief holds a copy.
+            # Kill the whole session (theft detection).
+            return RotateDecision(now, "reused", revoke_session_until=now + policy.revocation_ttl, session=session)
         if now >= record.expires_at or now >= session.expires_at:
             return RotateDecision(now, "rejected", reason="expired")
+        if now - session.auth_time >= policy.reauth_age or session.refresh_count >= policy.refresh_max_count:
+            return RotateDecision(now, "rejected", reason="reauth")
+        since = now - (session.last_refresh_at or session.created_at)
+        if since < policy.refresh_min_interval:
+            return RotateDecision(now, "rejected", reason="too soon", retry_after=policy.refresh_min_interval - since)
         if not set(scopes) <= set(record.scopes):
             return RotateDecision(now, "rejected", reason="scope")
         new_record, new_token = refresh_record(deps, session, record.scopes, now)
-        minted.append(new_token)
+        pair = session_pair(deps, session, new_token, scopes or record.scopes, call)
+        out.append(pair)
+        sealed = _seal_pair(deps, token_id, pair) if policy.refresh_grace > 0 else None
         return RotateDecision(
-            now, "rotated", new_token=new_record, peer=call.peer, user_agent=call.user_agent, session=session
-        )
+            now, "rotated", new_token=new_record, peer=call.peer, user_agent=call.user_agent,
+            session=session, grace_sealed=sealed,
+        )  # fmt: skip
 
     decision = await deps.store.rotate_refresh(token_id, decide)
     if decision is None:
@@ -54,11 +91,15 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
             session_id=decision.session.id, peer=call.peer,
         )  # fmt: skip
         raise InvalidCredentials()
-    if decision.outcome != "rotated" or decision.session is None or decision.new_token is None:
-        if decision.reason == "scope":
-            raise PermissionDenied("scope not allowed")
-        raise InvalidCredentials()
-    session = decision.session
-    granted = narrow(scopes, decision.new_token.scopes, "scope")
-    await deps.store.audit("refresh", now, subject=session.subject, session_id=session.id, peer=call.peer)
-    return session_pair(deps, session, minted[0], granted, call)
+    if decision.outcome in ("rotated", "replayed") and decision.session is not None and out:
+        event = "refresh" if decision.outcome == "rotated" else "refresh_grace_replay"
+        session = decision.session
+        await deps.store.audit(event, now, subject=session.subject, session_id=session.id, peer=call.peer)
+        return out[0]
+    if decision.reason == "scope":
+        raise PermissionDenied("scope not allowed")
+    if decision.reason == "reauth":
+        raise ReauthRequired("re-authentication required: log in again")
+    if decision.reason == "too soon":
+        raise Throttled(decision.retry_after, "refreshed too soon, retry later")
+    raise InvalidCredentials()

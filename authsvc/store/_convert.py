@@ -15,6 +15,7 @@ from authsvc.domain.models import (
     TotpEnrolment,
     User,
 )
+from authsvc.domain.throttle import ThrottleState
 
 
 def ts(epoch: float) -> datetime:
@@ -82,6 +83,8 @@ def refresh_token(row: Any) -> RefreshTokenRecord:
         expires_at=row["expires_at"].timestamp(),
         used_at=epoch(row["used_at"]),
         replaced_by=row["replaced_by"],
+        grace_kek_id=row["grace_kek_id"],
+        grace_sealed=None if row["grace_sealed"] is None else bytes(row["grace_sealed"]),
     )
 
 
@@ -118,6 +121,15 @@ def stored_key(row: Any) -> StoredKey:
         created_at=row["created_at"].timestamp(),
         activated_at=epoch(row["activated_at"]),
         retired_at=epoch(row["retired_at"]),
+    )
+
+
+def throttle(row: Any) -> ThrottleState:
+    return ThrottleState(
+        failures=row["failures"],
+        window_start=row["window_start"].timestamp(),
+        lockouts=row["lockouts"],
+        locked_until=epoch(row["locked_until"]),
     )
 
 

@@ -26,6 +26,7 @@ from authsvc.domain.models import (
     User,
 )
 from authsvc.domain.ports import RotateDecision
+from authsvc.domain.throttle import ThrottleState
 from authsvc.errors import Conflict, StoreUnavailable
 
 from . import _convert as cv
@@ -33,6 +34,7 @@ from .migrate import migrate
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 NOTIFY_CHANNEL = "authsvc_revocations"
 
@@ -50,6 +52,9 @@ _UNAVAILABLE = (
     # 55xxx: the database exists but will not take us now (not accepting
     # connections, lock not available): transient, so retry later.
     asyncpg.ObjectNotInPrerequisiteStateError,
+    # A pooled connection the server killed can surface as a protocol-state
+    # error on its next use; the pool replaces it, so this too is transient.
+    asyncpg.InternalClientError,
 )
 
 _USER = (
@@ -198,6 +203,14 @@ class PostgresStore:
         return None if row is None else cv.session(row)
 
     @_translated
+    async def sessions_of(self, subject: str, include_revoked: bool) -> list[Session]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM sessions WHERE subject = $1 AND ($2 OR revoked_at IS NULL) ORDER BY created_at",
+            subject, include_revoked,
+        )  # fmt: skip
+        return [cv.session(r) for r in rows]
+
+    @_translated
     async def refresh_token(self, token_id: str) -> tuple[RefreshTokenRecord, Session] | None:
         row = await self._pool.fetchrow("SELECT * FROM refresh_tokens WHERE id = $1", token_id)
         if row is None:
@@ -224,9 +237,11 @@ class PostgresStore:
                 await _revoke_session(conn, srow["id"], decision.revoke_session_until, decision.now)
             if decision.new_token is not None:
                 new = decision.new_token
+                kek_id, sealed = decision.grace_sealed or (None, None)
                 await conn.execute(
-                    "UPDATE refresh_tokens SET used_at = $2, replaced_by = $3 WHERE id = $1",
-                    token_id, cv.ts(decision.now), new.id,
+                    "UPDATE refresh_tokens SET used_at = $2, replaced_by = $3, grace_kek_id = $4,"
+                    " grace_sealed = $5 WHERE id = $1",
+                    token_id, cv.ts(decision.now), new.id, kek_id, sealed,
                 )  # fmt: skip
                 await _insert_token(conn, new)
                 await conn.execute(
@@ -268,6 +283,15 @@ class PostgresStore:
             cursor, list(gaps), cv.ts(now),
         )  # fmt: skip
         return [cv.revocation(r) for r in rows]
+
+    @_translated
+    async def forget_grace_pairs(self, used_before: float) -> None:
+        """Drop sealed successor pairs once their grace window is over."""
+        await self._pool.execute(
+            "UPDATE refresh_tokens SET grace_kek_id = NULL, grace_sealed = NULL"
+            " WHERE grace_sealed IS NOT NULL AND used_at < $1",
+            cv.ts(used_before),
+        )
 
     @_translated
     async def prune_revocations(self, now: float) -> int:
@@ -392,6 +416,49 @@ class PostgresStore:
             )  # fmt: skip
             await _insert_token(conn, token)
             return True
+
+    # throttling ------------------------------------------------------------
+
+    @_translated
+    async def update_throttles(
+        self,
+        keys: Sequence[str],
+        now: float,
+        decide: Callable[[dict[str, ThrottleState]], tuple[dict[str, ThrottleState], T]],
+    ) -> T:
+        """Lock the counters of ``keys`` (in a fixed order, so two calls cannot
+        deadlock), let the domain decide, write what it changed."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            states: dict[str, ThrottleState] = {}
+            for key in sorted(set(keys)):
+                await conn.execute(
+                    "INSERT INTO throttle (key, window_start) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                    key, cv.ts(now),
+                )  # fmt: skip
+                row = await conn.fetchrow("SELECT * FROM throttle WHERE key = $1 FOR UPDATE", key)
+                assert row is not None
+                states[key] = cv.throttle(row)
+            writes, result = decide(states)
+            for key, state in writes.items():
+                await conn.execute(
+                    "UPDATE throttle SET failures = $2, window_start = $3, lockouts = $4, locked_until = $5"
+                    " WHERE key = $1",
+                    key, state.failures, cv.ts(state.window_start), state.lockouts,
+                    cv.ts_or_none(state.locked_until),
+                )  # fmt: skip
+            return result
+
+    @_translated
+    async def release_throttle(self, key: str, reset: bool) -> None:
+        """Give back one reserved attempt, or (``reset``) clear the counter."""
+        if reset:
+            await self._pool.execute(
+                "UPDATE throttle SET failures = 0, lockouts = 0, locked_until = NULL WHERE key = $1", key
+            )
+        else:
+            await self._pool.execute(
+                "UPDATE throttle SET failures = greatest(failures - 1, 0) WHERE key = $1", key
+            )
 
     # audit -----------------------------------------------------------------
 

@@ -15,8 +15,10 @@ from .helpers import add_user, login
 R = pb.InactiveReason
 
 
-async def refresh(stub, token: str, scope=(), metadata=None) -> pb.TokenPair:
-    resp = await stub.Refresh(pb.RefreshRequest(refresh_token=token, scope=list(scope)), metadata=metadata)
+async def refresh(stub, token: str, scope=(), clock=None) -> pb.TokenPair:
+    if clock is not None:
+        clock.advance(3)  # past the minimum interval between refreshes (2 s)
+    resp = await stub.Refresh(pb.RefreshRequest(refresh_token=token, scope=list(scope)))
     return resp.tokens
 
 
@@ -41,13 +43,13 @@ async def test_rotation_spends_the_old_token_and_updates_the_session(app, stub, 
 async def test_reuse_of_a_spent_token_revokes_the_whole_session(stub, store, passwords, clock):
     user = await add_user(store, passwords, clock)
     first = await login(stub, user)
-    second = await refresh(stub, first.refresh_token)
+    second = await refresh(stub, first.refresh_token, clock=clock)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await refresh(stub, first.refresh_token)  # the thief, or a confused client
+        await refresh(stub, first.refresh_token, clock=clock)  # the thief, or a confused client
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     # The legitimate holder's pair is dead too: refresh token and access token.
     with pytest.raises(grpc.aio.AioRpcError):
-        await refresh(stub, second.refresh_token)
+        await refresh(stub, second.refresh_token, clock=clock)
     verified = await stub.Verify(pb.VerifyRequest(token=second.access_token, audience="orders"))
     assert verified.reason == R.INACTIVE_REASON_REVOKED
     assert "refresh_reuse_detected" in await store.audit_events(user.id)
@@ -56,6 +58,7 @@ async def test_reuse_of_a_spent_token_revokes_the_whole_session(stub, store, pas
 async def test_twenty_concurrent_refreshes_give_exactly_one_pair(stub, store, passwords, clock):
     user = await add_user(store, passwords, clock)
     first = await login(stub, user)
+    clock.advance(3)
     results = await asyncio.gather(*(refresh(stub, first.refresh_token) for _ in range(20)), return_exceptions=True)
     winners = [r for r in results if isinstance(r, pb.TokenPair)]
     losers = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
@@ -70,13 +73,13 @@ async def test_twenty_concurrent_refreshes_give_exactly_one_pair(stub, store, pa
 async def test_narrower_scope_allowed_wider_never(stub, store, passwords, clock):
     user = await add_user(store, passwords, clock, scopes=("read", "write"))
     pair = await login(stub, user)
-    narrow = await refresh(stub, pair.refresh_token, scope=["read"])
+    narrow = await refresh(stub, pair.refresh_token, scope=["read"], clock=clock)
     assert list(narrow.scope) == ["read"]
     # The refresh token keeps the session's grant (RFC 6749 section 6).
-    again = await refresh(stub, narrow.refresh_token)
+    again = await refresh(stub, narrow.refresh_token, clock=clock)
     assert sorted(again.scope) == ["read", "write"]
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await refresh(stub, again.refresh_token, scope=["read", "admin"])
+        await refresh(stub, again.refresh_token, scope=["read", "admin"], clock=clock)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -98,4 +101,4 @@ async def test_bad_refresh_tokens(stub, store, passwords, clock):
             await refresh(stub, bad)
         assert (err.value.code(), err.value.details()) == (grpc.StatusCode.UNAUTHENTICATED, "invalid credentials")
     # A wrong secret for a real id is not reuse: the session lives on.
-    assert (await refresh(stub, pair.refresh_token)).access_token
+    assert (await refresh(stub, pair.refresh_token, clock=clock)).access_token

@@ -644,3 +644,203 @@ class GetJWKSResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetJWKSResponse: _TypeAlias = GetJWKSResponse  # noqa: Y015
+
+@_typing.final
+class ListSessionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    INCLUDE_REVOKED_FIELD_NUMBER: _builtins.int
+    subject: _builtins.str
+    """empty: the bearer's own"""
+    include_revoked: _builtins.bool
+    def __init__(
+        self,
+        *,
+        subject: _builtins.str = ...,
+        include_revoked: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_revoked", b"include_revoked", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSessionsRequest: _TypeAlias = ListSessionsRequest  # noqa: Y015
+
+@_typing.final
+class SessionInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    AMR_FIELD_NUMBER: _builtins.int
+    AUTH_TIME_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    LAST_REFRESH_AT_FIELD_NUMBER: _builtins.int
+    REFRESH_COUNT_FIELD_NUMBER: _builtins.int
+    PEER_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    subject: _builtins.str
+    refresh_count: _builtins.int
+    peer: _builtins.str
+    """address of the last login or refresh"""
+    user_agent: _builtins.str
+    """user agent of the last login or refresh"""
+    @_builtins.property
+    def audience(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def amr(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def auth_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """absolute lifetime"""
+
+    @_builtins.property
+    def last_refresh_at(self) -> _timestamp_pb2.Timestamp:
+        """unset until the first refresh"""
+
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp:
+        """unset while live"""
+
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        audience: _abc.Iterable[_builtins.str] | None = ...,
+        scope: _abc.Iterable[_builtins.str] | None = ...,
+        amr: _abc.Iterable[_builtins.str] | None = ...,
+        auth_time: _timestamp_pb2.Timestamp | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        last_refresh_at: _timestamp_pb2.Timestamp | None = ...,
+        refresh_count: _builtins.int = ...,
+        peer: _builtins.str = ...,
+        user_agent: _builtins.str = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["auth_time", b"auth_time", "created_at", b"created_at", "expires_at", b"expires_at", "last_refresh_at", b"last_refresh_at", "revoked_at", b"revoked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amr", b"amr", "audience", b"audience", "auth_time", b"auth_time", "created_at", b"created_at", "expires_at", b"expires_at", "last_refresh_at", b"last_refresh_at", "peer", b"peer", "refresh_count", b"refresh_count", "revoked_at", b"revoked_at", "scope", b"scope", "session_id", b"session_id", "subject", b"subject", "user_agent", b"user_agent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionInfo: _TypeAlias = SessionInfo  # noqa: Y015
+
+@_typing.final
+class ListSessionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionInfo]: ...
+    def __init__(
+        self,
+        *,
+        sessions: _abc.Iterable[Global___SessionInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sessions", b"sessions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSessionsResponse: _TypeAlias = ListSessionsResponse  # noqa: Y015
+
+@_typing.final
+class WatchRevocationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.int
+    """Resume after this cursor (0: everything still relevant). Pass the last
+    resume_cursor you received.
+    """
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRevocationsRequest: _TypeAlias = WatchRevocationsRequest  # noqa: Y015
+
+@_typing.final
+class RevocationEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[RevocationEvent._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: RevocationEvent._Kind.ValueType  # 0
+        KIND_JTI: RevocationEvent._Kind.ValueType  # 1
+        """one access token, by jti"""
+        KIND_SESSION: RevocationEvent._Kind.ValueType  # 2
+        """every token with this sid"""
+        KIND_SUBJECT: RevocationEvent._Kind.ValueType  # 3
+        """session-less tokens of this sub issued at or before revoked_at"""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
+    KIND_UNSPECIFIED: RevocationEvent.Kind.ValueType  # 0
+    KIND_JTI: RevocationEvent.Kind.ValueType  # 1
+    """one access token, by jti"""
+    KIND_SESSION: RevocationEvent.Kind.ValueType  # 2
+    """every token with this sid"""
+    KIND_SUBJECT: RevocationEvent.Kind.ValueType  # 3
+    """session-less tokens of this sub issued at or before revoked_at"""
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    RESUME_CURSOR_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    kind: Global___RevocationEvent.Kind.ValueType
+    value: _builtins.str
+    resume_cursor: _builtins.int
+    """Every event up to this cursor has been sent: resume from here. It can lag
+    seq while an earlier transaction is still committing.
+    """
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """forget the entry after this"""
+
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        kind: Global___RevocationEvent.Kind.ValueType = ...,
+        value: _builtins.str = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        resume_cursor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "revoked_at", b"revoked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "kind", b"kind", "resume_cursor", b"resume_cursor", "revoked_at", b"revoked_at", "seq", b"seq", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevocationEvent: _TypeAlias = RevocationEvent  # noqa: Y015

@@ -74,6 +74,16 @@ class AuthServiceStub:
                 request_serializer=authsvc_dot_v1_dot_auth__pb2.GetJWKSRequest.SerializeToString,
                 response_deserializer=authsvc_dot_v1_dot_auth__pb2.GetJWKSResponse.FromString,
                 _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/authsvc.v1.AuthService/ListSessions',
+                request_serializer=authsvc_dot_v1_dot_auth__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=authsvc_dot_v1_dot_auth__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.WatchRevocations = channel.unary_stream(
+                '/authsvc.v1.AuthService/WatchRevocations',
+                request_serializer=authsvc_dot_v1_dot_auth__pb2.WatchRevocationsRequest.SerializeToString,
+                response_deserializer=authsvc_dot_v1_dot_auth__pb2.RevocationEvent.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -139,6 +149,21 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSessions(self, request, context):
+        """The bearer's own sessions, or any subject's with the admin scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRevocations(self, request, context):
+        """Revocation events after a cursor, then live ones as they happen, for
+        local revocation caches (the client package's TokenVerifier).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +206,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetJWKS,
                     request_deserializer=authsvc_dot_v1_dot_auth__pb2.GetJWKSRequest.FromString,
                     response_serializer=authsvc_dot_v1_dot_auth__pb2.GetJWKSResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=authsvc_dot_v1_dot_auth__pb2.ListSessionsRequest.FromString,
+                    response_serializer=authsvc_dot_v1_dot_auth__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'WatchRevocations': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRevocations,
+                    request_deserializer=authsvc_dot_v1_dot_auth__pb2.WatchRevocationsRequest.FromString,
+                    response_serializer=authsvc_dot_v1_dot_auth__pb2.RevocationEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -399,6 +434,60 @@ class AuthService:
             '/authsvc.v1.AuthService/GetJWKS',
             authsvc_dot_v1_dot_auth__pb2.GetJWKSRequest.SerializeToString,
             authsvc_dot_v1_dot_auth__pb2.GetJWKSResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/authsvc.v1.AuthService/ListSessions',
+            authsvc_dot_v1_dot_auth__pb2.ListSessionsRequest.SerializeToString,
+            authsvc_dot_v1_dot_auth__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/authsvc.v1.AuthService/WatchRevocations',
+            authsvc_dot_v1_dot_auth__pb2.WatchRevocationsRequest.SerializeToString,
+            authsvc_dot_v1_dot_auth__pb2.RevocationEvent.FromString,
             options,
             channel_credentials,
             insecure,

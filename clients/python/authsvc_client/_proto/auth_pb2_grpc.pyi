@@ -68,6 +68,12 @@ class AuthServiceStub:
     """Confirm TOTP enrolment with the first code; gives single-use recovery codes."""
     GetJWKS: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetJWKSRequest, _auth_pb2.GetJWKSResponse]
     """The published public keys, as a JWKS (RFC 7517 section 5)."""
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListSessionsRequest, _auth_pb2.ListSessionsResponse]
+    """The bearer's own sessions, or any subject's with the admin scope."""
+    WatchRevocations: _grpc.UnaryStreamMultiCallable[_auth_pb2.WatchRevocationsRequest, _auth_pb2.RevocationEvent]
+    """Revocation events after a cursor, then live ones as they happen, for
+    local revocation caches (the client package's TokenVerifier).
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -96,6 +102,12 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Confirm TOTP enrolment with the first code; gives single-use recovery codes."""
     GetJWKS: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetJWKSRequest, _auth_pb2.GetJWKSResponse]  # type: ignore[assignment]
     """The published public keys, as a JWKS (RFC 7517 section 5)."""
+    ListSessions: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListSessionsRequest, _auth_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    """The bearer's own sessions, or any subject's with the admin scope."""
+    WatchRevocations: _aio.UnaryStreamMultiCallable[_auth_pb2.WatchRevocationsRequest, _auth_pb2.RevocationEvent]  # type: ignore[assignment]
+    """Revocation events after a cursor, then live ones as they happen, for
+    local revocation caches (the client package's TokenVerifier).
+    """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -169,5 +181,23 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.GetJWKSResponse, _abc.Awaitable[_auth_pb2.GetJWKSResponse]]:
         """The published public keys, as a JWKS (RFC 7517 section 5)."""
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _auth_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListSessionsResponse, _abc.Awaitable[_auth_pb2.ListSessionsResponse]]:
+        """The bearer's own sessions, or any subject's with the admin scope."""
+
+    @_abc_1.abstractmethod
+    def WatchRevocations(
+        self,
+        request: _auth_pb2.WatchRevocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_auth_pb2.RevocationEvent], _abc.AsyncIterator[_auth_pb2.RevocationEvent]]:
+        """Revocation events after a cursor, then live ones as they happen, for
+        local revocation caches (the client package's TokenVerifier).
+        """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

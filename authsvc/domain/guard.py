@@ -1,0 +1,39 @@
+"""Applying the throttle to a login or an MFA attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from authsvc.errors import Throttled
+
+from . import throttle
+from .deps import Deps
+from .throttle import Limit, ThrottleState
+
+
+def peer_key(peer: str) -> str:
+    """The address without its port: "ipv4:10.0.0.7:51234" -> "ipv4:10.0.0.7"."""
+    if peer.startswith("ipv6:[") and "]" in peer:
+        return peer[: peer.index("]") + 1]
+    head, sep, port = peer.rpartition(":")
+    return head if sep and port.isdigit() and head.count(":") >= 1 else peer
+
+
+async def reserve(deps: Deps, limits: Sequence[tuple[str, Limit]]) -> None:
+    """Reserve one attempt on every key, or none: raise Throttled with the
+    longest wait when any key refuses."""
+    now = deps.clock.now()
+    by_key = dict(limits)
+
+    def decide(states: dict[str, ThrottleState]) -> tuple[dict[str, ThrottleState], float]:
+        verdicts = {key: throttle.reserve(state, by_key[key], now) for key, state in states.items()}
+        refused = {key: v for key, v in verdicts.items() if not v.allowed}
+        if refused:
+            # Only the refusing counters change (a lockout may start); the
+            # others are not charged for an attempt that never happens.
+            return {k: v.state for k, v in refused.items()}, max(v.retry_after for v in refused.values())
+        return {k: v.state for k, v in verdicts.items()}, 0.0
+
+    wait = await deps.store.update_throttles(list(by_key), now, decide)
+    if wait > 0:
+        raise Throttled(wait)

@@ -1,0 +1,22 @@
+"""ListSessions: what a user (or an admin) can see of sessions."""
+
+from __future__ import annotations
+
+from authsvc.errors import PermissionDenied
+
+from . import validate
+from .bearer import authenticate
+from .deps import Deps
+from .models import CallInfo, Session
+
+
+async def list_sessions(
+    deps: Deps, bearer: str | None, subject: str, include_revoked: bool, call: CallInfo
+) -> list[Session]:
+    caller = authenticate(deps, bearer, call)
+    if subject:
+        validate.text(subject, "subject")
+    target = subject or caller.sub
+    if target != caller.sub and deps.policy.admin_scope not in caller.scope:
+        raise PermissionDenied()
+    return await deps.store.sessions_of(target, include_revoked)
