@@ -8,10 +8,11 @@ import getpass
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from authsvc.config import ConfigError, Settings
-from authsvc.domain import credentials
+from authsvc.domain import accounts, credentials
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.passwords import Passwords, check_new_password
 from authsvc.errors import AuthError, Conflict
@@ -70,6 +71,58 @@ async def _user_list(settings: Settings, store: PostgresStore, args: argparse.Na
     return 0
 
 
+async def _find_user(store: PostgresStore, name: str) -> str | None:
+    user = await store.user_by_name(name)
+    if user is None:
+        print(f"error: no user {name!r}", file=sys.stderr)
+        return None
+    return user.id
+
+
+async def _user_passwd(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    user_id = await _find_user(store, args.name)
+    if user_id is None:
+        return 1
+    passwords = Passwords(settings.argon2)
+    try:
+        count = await accounts.change_password(
+            store, passwords, SystemClock(), settings.policy, user_id, _read_password(args.password_stdin)
+        )
+    finally:
+        passwords.close()
+    print(f"password changed; {count} session(s) revoked")
+    return 0
+
+
+async def _user_reset_mfa(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    user_id = await _find_user(store, args.name)
+    if user_id is None:
+        return 1
+    count = await accounts.reset_mfa(store, SystemClock(), settings.policy, user_id)
+    print(f"MFA removed; {count} session(s) revoked")
+    return 0
+
+
+async def _session_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    user_id = await _find_user(store, args.user)
+    if user_id is None:
+        return 1
+    for s in await store.sessions_of(user_id, args.all):
+        last = _when(s.last_refresh_at)
+        state = "revoked" if s.revoked_at else "live"
+        print(
+            f"{s.id}  {state:<7} login={_when(s.auth_time)} last_refresh={last} refreshes={s.refresh_count}"
+            f" amr={','.join(s.amr)} peer={s.peer or '-'} agent={s.user_agent or '-'}"
+        )
+    return 0
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def _client_add(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
     if not args.audience:
         print("error: a client needs at least one --audience", file=sys.stderr)
@@ -119,6 +172,19 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(run=_user_add)
     user.add_parser("list", help="list users").set_defaults(run=_user_list)
+    passwd = user.add_parser("passwd", help="set a new password (read from a prompt or stdin); revokes all sessions")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    passwd.set_defaults(run=_user_passwd)
+    reset = user.add_parser("reset-mfa", help="remove the user's TOTP and recovery codes; revokes all sessions")
+    reset.add_argument("name")
+    reset.set_defaults(run=_user_reset_mfa)
+
+    session = verbs.add_parser("session", help="sessions").add_subparsers(dest="action", required=True)
+    slist = session.add_parser("list", help="a user's sessions")
+    slist.add_argument("user")
+    slist.add_argument("--all", action="store_true", help="include revoked sessions")
+    slist.set_defaults(run=_session_list)
 
     client = verbs.add_parser("client", help="manage service clients").add_subparsers(dest="action", required=True)
     cadd = client.add_parser("add", help="add a client; prints its secret once")

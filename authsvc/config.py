@@ -18,6 +18,7 @@ from pathlib import Path
 from authsvc.domain.kek import KEY_BYTES, Kek
 from authsvc.domain.passwords import Argon2Params
 from authsvc.domain.policy import Policy
+from authsvc.domain.throttle import Limit
 from authsvc_client import SIGNING_ALGORITHMS
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,22 @@ class Settings:
             mfa_max_attempts=reader.integer("AUTHSVC_MFA_MAX_ATTEMPTS", 5, 1, 20),
             recent_auth=reader.integer("AUTHSVC_RECENT_AUTH", 900, 30, 24 * 3600),
             admin_scope=reader.text("AUTHSVC_ADMIN_SCOPE", "authsvc:admin"),
+            refresh_max_count=reader.integer("AUTHSVC_REFRESH_MAX_COUNT", 10_000, 1, 10_000_000),
+            refresh_min_interval=reader.integer("AUTHSVC_REFRESH_MIN_INTERVAL", 2, 0, 3600),
+            reauth_age=reader.integer("AUTHSVC_REAUTH_AGE", 24 * 3600, 60, 365 * 24 * 3600),
+            refresh_grace=reader.integer("AUTHSVC_REFRESH_GRACE", 0, 0, 60),
+            account_limit=Limit(
+                reader.integer("AUTHSVC_LOGIN_MAX_FAILURES", 5, 1, 1000),
+                900.0,
+                float(reader.integer("AUTHSVC_LOCKOUT_SECONDS", 30, 1, 3600)),
+                3600.0,
+            ),
+            peer_limit=Limit(
+                reader.integer("AUTHSVC_PEER_MAX_FAILURES", 50, 1, 100_000),
+                900.0,
+                float(reader.integer("AUTHSVC_LOCKOUT_SECONDS", 30, 1, 3600)),
+                3600.0,
+            ),
         )
         settings = cls(
             listen=reader.listen("AUTHSVC_LISTEN", "127.0.0.1:50051"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import grpc
 
 from authsvc.errors import AuthError, Code, Throttled
@@ -34,7 +36,9 @@ def status_of(error: AuthError) -> tuple[grpc.StatusCode, str]:
 async def abort_with(context: Context, error: AuthError) -> None:
     code, message = status_of(error)
     if isinstance(error, Throttled):
-        context.set_trailing_metadata(((RETRY_AFTER_KEY, str(int(error.retry_after * 1000))),))
+        # Rounded up (never invite a retry that is still too early), after
+        # trimming float noise such as 1500.0000001 ms.
+        context.set_trailing_metadata(((RETRY_AFTER_KEY, str(math.ceil(round(error.retry_after * 1000, 3)))),))
     await context.abort(code, message)
 
 

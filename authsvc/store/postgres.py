@@ -131,6 +131,22 @@ class PostgresStore:
         return [cv.user(r) for r in await self._pool.fetch(_USER + " ORDER BY u.username")]
 
     @_translated
+    async def change_password(self, user_id: str, password_hash: str, now: float, revocation_expires: float) -> int:
+        """New password and every session of the user revoked, in one transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", uuid.UUID(user_id), password_hash)
+            return await _revoke_subject(conn, user_id, now, revocation_expires)
+
+    @_translated
+    async def reset_mfa(self, user_id: str, now: float, revocation_expires: float) -> int:
+        """Forget the TOTP enrolment and recovery codes, and revoke every session."""
+        uid = uuid.UUID(user_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM totp_enrolments WHERE user_id = $1", uid)
+            await conn.execute("DELETE FROM recovery_codes WHERE user_id = $1", uid)
+            return await _revoke_subject(conn, user_id, now, revocation_expires)
+
+    @_translated
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._pool.execute(
             "UPDATE users SET password_hash = $2 WHERE id = $1", uuid.UUID(user_id), password_hash
@@ -262,13 +278,7 @@ class PostgresStore:
     async def revoke_subject(self, subject: str, now: float, expires_at: float) -> int:
         """Revoke every live session of ``subject`` and cut its session-less tokens."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id FROM sessions WHERE subject = $1 AND revoked_at IS NULL FOR UPDATE", subject
-            )
-            for row in rows:
-                await _revoke_session(conn, row["id"], expires_at, now)
-            await _append_revocation(conn, "subject", subject, now, expires_at)
-            return len(rows)
+            return await _revoke_subject(conn, subject, now, expires_at)
 
     @_translated
     async def revoke_jti(self, jti: str, now: float, expires_at: float) -> None:
@@ -497,6 +507,14 @@ async def _append_revocation(conn: Any, kind: str, value: str, now: float, expir
     )  # fmt: skip
     # A latency shortcut only: readers also reconcile by cursor on a timer.
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+async def _revoke_subject(conn: Any, subject: str, now: float, expires_at: float) -> int:
+    rows = await conn.fetch("SELECT id FROM sessions WHERE subject = $1 AND revoked_at IS NULL FOR UPDATE", subject)
+    for row in rows:
+        await _revoke_session(conn, row["id"], expires_at, now)
+    await _append_revocation(conn, "subject", subject, now, expires_at)
+    return len(rows)
 
 
 async def _revoke_session(conn: Any, session_id: uuid.UUID, expires_at: float, now: float) -> bool:

@@ -1,0 +1,265 @@
+"""Issue 4: refresh policy, races, throttling, session listing, revocation feed."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from authsvc.domain import accounts
+from authsvc.server import App
+from authsvc_client import grpc as pb_grpc
+from authsvc_client import pb
+
+from ..support import FakeClock
+from .helpers import add_user, bearer, login
+
+R = pb.InactiveReason
+
+
+@pytest.fixture(scope="module")
+async def grace(settings, database_url) -> AsyncIterator[tuple[App, pb_grpc.AuthServiceAsyncStub, FakeClock]]:
+    """A replica whose policy has the grace window on and a low refresh cap."""
+    policy = dataclasses.replace(settings.policy, refresh_grace=5, refresh_max_count=3)
+    clock = FakeClock()
+    app = App(dataclasses.replace(settings, policy=policy), database_url, clock=clock)
+    await app.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+        yield app, pb_grpc.AuthServiceStub(ch), clock
+    await app.stop(grace=0)
+
+
+async def refresh(stub, token: str) -> pb.TokenPair:
+    return (await stub.Refresh(pb.RefreshRequest(refresh_token=token))).tokens
+
+
+# refresh policy -------------------------------------------------------------
+
+
+async def test_refresh_too_soon_is_throttled_with_a_retry_delay(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    pair = await login(stub, user)
+    clock.advance(0.5)
+    call = stub.Refresh(pb.RefreshRequest(refresh_token=pair.refresh_token))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    trailers = dict(err.value.trailing_metadata())
+    assert trailers["retry-after-ms"] == "1500"
+    clock.advance(1.5)
+    assert (await refresh(stub, pair.refresh_token)).access_token  # the token was not spent
+
+
+async def test_old_login_must_reauthenticate(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    pair = await login(stub, user)
+    for _ in range(3):  # keep the session alive within its idle timeout
+        clock.advance(7 * 3600)
+        pair = await refresh(stub, pair.refresh_token)
+    clock.advance(3 * 3600)  # 24 h since the password was typed
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await refresh(stub, pair.refresh_token)
+    assert (err.value.code(), err.value.details()) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "re-authentication required: log in again",
+    )
+
+
+async def test_refresh_count_is_capped(grace, store, passwords):
+    _, stub, clock = grace
+    user = await add_user(store, passwords, clock)
+    pair = await login(stub, user)
+    for _ in range(3):
+        clock.advance(10)
+        pair = await refresh(stub, pair.refresh_token)
+    clock.advance(10)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await refresh(stub, pair.refresh_token)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_grace_window_gives_the_same_pair_then_reuse_detection(grace, store, passwords):
+    _, stub, clock = grace
+    user = await add_user(store, passwords, clock)
+    first = await login(stub, user)
+    clock.advance(10)
+    second = await refresh(stub, first.refresh_token)
+    clock.advance(3)  # the client lost the answer and retries
+    again = await refresh(stub, first.refresh_token)
+    assert (again.access_token, again.refresh_token) == (second.access_token, second.refresh_token)
+    clock.advance(3)  # now 6 s after the rotation: outside the 5 s window
+    with pytest.raises(grpc.aio.AioRpcError):
+        await refresh(stub, first.refresh_token)
+    resp = await stub.Verify(pb.VerifyRequest(token=second.access_token, audience="orders"))
+    assert resp.reason == R.INACTIVE_REASON_REVOKED
+
+
+async def test_fifty_concurrent_refreshes_with_grace_all_get_the_same_pair(grace, store, passwords):
+    _, stub, clock = grace
+    user = await add_user(store, passwords, clock)
+    first = await login(stub, user)
+    clock.advance(10)
+    pairs = await asyncio.gather(*(refresh(stub, first.refresh_token) for _ in range(50)))
+    assert len({(p.access_token, p.refresh_token) for p in pairs}) == 1
+    assert (await store.session(first.session_id)).refresh_count == 1
+
+
+async def test_fifty_concurrent_refreshes_without_grace_one_winner(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    first = await login(stub, user)
+    clock.advance(3)
+    results = await asyncio.gather(*(refresh(stub, first.refresh_token) for _ in range(50)), return_exceptions=True)
+    assert sum(isinstance(r, pb.TokenPair) for r in results) == 1
+    assert all(r.code() == grpc.StatusCode.UNAUTHENTICATED for r in results if not isinstance(r, pb.TokenPair))
+
+
+async def test_refresh_racing_a_revoke_never_leaves_a_live_token(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    for _ in range(15):
+        pair = await login(stub, user)
+        clock.advance(3)
+        outcome, _ = await asyncio.gather(
+            refresh(stub, pair.refresh_token),
+            stub.Revoke(pb.RevokeRequest(session_id=pair.session_id), metadata=bearer(pair.access_token)),
+            return_exceptions=True,
+        )
+        assert (await store.session(pair.session_id)).revoked_at is not None
+        if isinstance(outcome, pb.TokenPair):  # the refresh won the race: its token must be dead all the same
+            resp = await stub.Verify(pb.VerifyRequest(token=outcome.access_token, audience="orders"))
+            assert resp.reason == R.INACTIVE_REASON_REVOKED
+            clock.advance(3)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await refresh(stub, outcome.refresh_token)
+
+
+# throttling ------------------------------------------------------------------
+
+
+async def wrong_login(stub, username: str):
+    request = pb.IssueRequest(password=pb.PasswordCredential(username=username, password="not the password"))
+    try:
+        await stub.Issue(request)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+async def test_fifty_parallel_wrong_passwords_get_no_more_than_the_limit(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    codes = await asyncio.gather(*(wrong_login(stub, user.name) for _ in range(50)))
+    assert codes.count(grpc.StatusCode.UNAUTHENTICATED) == 5  # checked against the hash: the limit
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 45
+    assert (await store.audit_events(user.id)).count("login_failed") == 5
+    # Locked now, even with the right password; the lockout then lapses.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await login(stub, user)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert 0 < int(dict(err.value.trailing_metadata())["retry-after-ms"]) <= 30_000
+    clock.advance(31)
+    assert (await login(stub, user)).access_token
+
+
+async def test_throttling_looks_the_same_for_unknown_users(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    known = [await wrong_login(stub, user.name) for _ in range(7)]
+    unknown = [await wrong_login(stub, "ghost-" + user.name) for _ in range(7)]
+    assert known == unknown == [grpc.StatusCode.UNAUTHENTICATED] * 5 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2
+    clock.advance(3600)
+
+
+async def test_lockouts_grow(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    waits = []
+    for _ in range(3):
+        for _ in range(6):
+            code = await wrong_login(stub, user.name)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await login(stub, user)
+        waits.append(int(dict(err.value.trailing_metadata())["retry-after-ms"]))
+        clock.advance(waits[-1] / 1000 + 1)
+    assert waits[0] < waits[1] < waits[2]
+    assert (await login(stub, user)).access_token
+
+
+# sessions --------------------------------------------------------------------
+
+
+async def test_list_sessions_shows_what_each_refresh_recorded(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    other = await add_user(store, passwords, clock)
+    first = await login(stub, user)
+    await login(stub, user)
+    clock.advance(5)
+    await refresh(stub, first.refresh_token)
+    resp = await stub.ListSessions(pb.ListSessionsRequest(), metadata=bearer(first.access_token))
+    assert len(resp.sessions) == 2
+    mine = next(s for s in resp.sessions if s.session_id == first.session_id)
+    assert mine.refresh_count == 1 and mine.last_refresh_at.seconds == int(clock.now())
+    assert mine.peer.startswith("ipv4:127.0.0.1") and "grpc-python" in mine.user_agent
+    theirs = await login(stub, other)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ListSessions(pb.ListSessionsRequest(subject=user.id), metadata=bearer(theirs.access_token))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_password_change_and_mfa_reset_revoke_everything(app, stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    pair = await login(stub, user)
+    assert await accounts.change_password(store, passwords, clock, app.deps.policy, user.id, "a new passphrase") == 1
+    await app.sync_now()  # the CLI's NOTIFY would do this within milliseconds
+    resp = await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))
+    assert resp.reason == R.INACTIVE_REASON_REVOKED
+    with pytest.raises(grpc.aio.AioRpcError):
+        await login(stub, user)  # the old password is gone
+    clock.advance(1)
+    new_credential = pb.PasswordCredential(username=user.name, password="a new passphrase")
+    fresh = await stub.Issue(pb.IssueRequest(password=new_credential))
+    assert await accounts.reset_mfa(store, clock, app.deps.policy, user.id) == 1
+    await app.sync_now()
+    resp = await stub.Verify(pb.VerifyRequest(token=fresh.tokens.access_token, audience="orders"))
+    assert resp.reason == R.INACTIVE_REASON_REVOKED
+
+
+# revocation feed ---------------------------------------------------------------
+
+
+async def test_watch_revocations_replays_then_streams_live(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    before = await login(stub, user)
+    await stub.Revoke(pb.RevokeRequest(token=before.access_token))
+    stream = stub.WatchRevocations(pb.WatchRevocationsRequest(cursor=0))
+    seen = []
+    after = await login(stub, user)
+
+    async def read_until(value: str) -> None:
+        async for event in stream:
+            seen.append(event)
+            if event.value == value:
+                return
+
+    first_jti = (await stub.Verify(pb.VerifyRequest(token=after.access_token, audience="orders"))).claims.jti
+    await asyncio.wait_for(read_until(_jti(before.access_token)), 10)
+    await stub.Revoke(pb.RevokeRequest(token=after.access_token))
+    await asyncio.wait_for(read_until(first_jti), 10)
+    stream.cancel()
+    assert seen[-1].kind == pb.RevocationEvent.KIND_JTI
+    assert seen[-1].resume_cursor <= seen[-1].seq
+    assert [e.seq for e in seen] == sorted(e.seq for e in seen)
+    # Resuming from the last cursor gives nothing older than it.
+    resumed = stub.WatchRevocations(pb.WatchRevocationsRequest(cursor=seen[-1].seq))
+    await stub.Revoke(pb.RevokeRequest(token=(await login(stub, user)).access_token))
+    event = await asyncio.wait_for(resumed.read(), 10)
+    assert event.seq > seen[-1].seq
+    resumed.cancel()
+
+
+def _jti(token: str) -> str:
+    import base64
+    import json
+
+    body = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["jti"]
