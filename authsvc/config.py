@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from authsvc.domain.kek import KEY_BYTES, Kek
@@ -30,9 +30,28 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it."""
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for the listener. With ``client_ca`` the listener asks for
+    client certificates (mTLS); ``require_client_cert`` makes them mandatory."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+    require_client_cert: bool = True
+
+    def read(self) -> tuple[bytes, bytes, bytes | None]:
+        ca = self.client_ca.read_bytes() if self.client_ca else None
+        return self.cert.read_bytes(), self.key.read_bytes(), ca
+
+
 @dataclass(frozen=True)
 class Settings:
     listen: str = "127.0.0.1:50051"
+    tls: TlsFiles | None = None
     database_url: str | None = None
     data_dir: Path = Path(".authsvc")
     kek: str | None = field(default=None, repr=False)
@@ -94,7 +113,15 @@ class Settings:
         )
         if settings.kek is not None:
             parse_kek(settings.kek)  # fail at start, not at the first secret
-        return settings
+        tls = reader.tls()
+        host = settings.listen.rpartition(":")[0]
+        if tls is None and host not in _LOOPBACK and not reader.flag("AUTHSVC_INSECURE_PLAINTEXT"):
+            # Tokens and passwords must never cross a network in clear.
+            raise ConfigError(
+                "AUTHSVC_LISTEN: a non-loopback address needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY "
+                "(or AUTHSVC_INSECURE_PLAINTEXT=true behind a TLS-terminating proxy)"
+            )
+        return replace(settings, tls=tls)
 
     def load_kek(self) -> Kek:
         """The configured KEK, or a development key kept in the data folder."""
@@ -159,6 +186,33 @@ class _Reader:
         if value not in allowed:
             raise ConfigError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
         return value
+
+    def flag(self, name: str) -> bool:
+        raw = (self._env.get(name) or "false").lower()
+        if raw not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+        return raw in ("true", "1", "yes")
+
+    def path(self, name: str) -> Path | None:
+        raw = self._env.get(name)
+        if not raw:
+            return None
+        path = Path(raw)
+        if not path.is_file():
+            raise ConfigError(f"{name}: no such file {raw!r}")
+        return path
+
+    def tls(self) -> TlsFiles | None:
+        cert, key = self.path("AUTHSVC_TLS_CERT"), self.path("AUTHSVC_TLS_KEY")
+        ca = self.path("AUTHSVC_TLS_CLIENT_CA")
+        if (cert is None) != (key is None):
+            raise ConfigError("AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY: set both or neither")
+        if cert is None or key is None:
+            if ca is not None:
+                raise ConfigError("AUTHSVC_TLS_CLIENT_CA: needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY")
+            return None
+        mode = self.choice("AUTHSVC_TLS_CLIENT_AUTH", "require", ("require", "optional"))
+        return TlsFiles(cert, key, ca, require_client_cert=mode == "require")
 
     def listen(self, name: str, default: str) -> str:
         value = self._env.get(name) or default

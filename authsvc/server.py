@@ -69,7 +69,16 @@ class App:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        self.port = server.add_insecure_port(settings.listen)
+        if settings.tls is None:
+            self.port = server.add_insecure_port(settings.listen)
+        else:
+            cert, key, ca = settings.tls.read()
+            credentials = grpc.ssl_server_credentials(
+                [(key, cert)],
+                root_certificates=ca,
+                require_client_auth=ca is not None and settings.tls.require_client_cert,
+            )
+            self.port = server.add_secure_port(settings.listen, credentials)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {settings.listen}")
         await server.start()
