@@ -7,9 +7,9 @@ echoes a secret).
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -24,6 +24,8 @@ from authsvc_client import SIGNING_ALGORITHMS
 log = logging.getLogger(__name__)
 
 DEV_KEK_FILE = "dev-kek"
+_KEK_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_B64 = re.compile(r"[A-Za-z0-9_\-+/]+={0,2}")
 
 
 class ConfigError(ValueError):
@@ -143,18 +145,20 @@ class Settings:
 
 def parse_kek(value: str, name: str = "AUTHSVC_KEK") -> Kek:
     """``id:base64key[,id:base64key...]``; the first is current, the rest can
-    still open what they sealed (KEK rotation)."""
+    still open what they sealed (KEK rotation). Messages name a key by its
+    position, never by text that might be the key itself (swapped fields)."""
     keys: dict[str, bytes] = {}
-    for item in value.split(","):
+    for position, item in enumerate(value.split(","), start=1):
         kid, colon, b64 = item.strip().partition(":")
-        if not colon or not kid:
-            raise ConfigError(f"{name}: expected id:base64key[,id:base64key...]")
-        try:
-            key = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
-        except (binascii.Error, ValueError) as exc:
-            raise ConfigError(f"{name}: key {kid!r} is not base64") from exc
+        if not colon or not kid or not _KEK_ID.fullmatch(kid):
+            raise ConfigError(f"{name}: key {position}: expected id:base64key, id of at most 32 letters or digits")
+        if not _B64.fullmatch(b64):
+            raise ConfigError(f"{name}: key {position} is not base64")
+        key = base64.urlsafe_b64decode(b64.replace("+", "-").replace("/", "_") + "=" * (-len(b64) % 4))
         if len(key) != KEY_BYTES:
-            raise ConfigError(f"{name}: key {kid!r} must be {KEY_BYTES} bytes")
+            raise ConfigError(f"{name}: key {position} must be {KEY_BYTES} bytes")
+        if kid in keys:
+            raise ConfigError(f"{name}: key {position} repeats an id")
         keys[kid] = key
     return Kek(keys, current=next(iter(keys)))
 
@@ -217,6 +221,6 @@ class _Reader:
     def listen(self, name: str, default: str) -> str:
         value = self._env.get(name) or default
         host, colon, port = value.rpartition(":")
-        if not colon or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        if not colon or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
             raise ConfigError(f"{name}: expected host:port, got {value!r}")
         return value

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
+_TAG_BYTES = 16
 
 
 class KekError(Exception):
@@ -40,6 +41,8 @@ class Kek:
         aead = self._keys.get(kid)
         if aead is None:
             raise KekError(f"unknown key-encryption key {kid!r}")
+        if len(sealed) < _NONCE_BYTES + _TAG_BYTES:
+            raise KekError("sealed secret is truncated")
         try:
             return aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], aad)
         except InvalidTag as exc:

@@ -23,7 +23,6 @@ _GENERATE: dict[str, dict[str, Any]] = {
     "PS256": {"kty": "RSA", "size": 3072},
     "RS256": {"kty": "RSA", "size": 3072},
 }
-PUBLISHED_STATES = ("next", "active", "retired")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +68,33 @@ def open_key(stored: StoredKey, kek: Kek) -> SigningKey:
     return SigningKey(kid=stored.kid, alg=stored.alg, private=private)  # type: ignore[arg-type]
 
 
+def is_published(key: StoredKey, now: float, retire_after: float) -> bool:
+    """The next key is published before it signs (so every verifier has it
+    when the first token arrives); a retired key stays until every token it
+    signed has expired; a revoked key never."""
+    if key.state in ("next", "active"):
+        return True
+    if key.state == "retired":
+        return key.retired_at is not None and now < key.retired_at + retire_after
+    return False
+
+
 class Keyring:
     """The key that signs now, and the keys that verify (published in the JWKS)."""
 
     def __init__(self, signer: SigningKey, published: list[StoredKey]) -> None:
         self.signer = signer
-        entries = [json.loads(k.public_jwk) for k in published if k.state in PUBLISHED_STATES]
+        entries = [json.loads(k.public_jwk) for k in published]
         self.verification_keys = KeySet([parse_jwk(e) for e in entries])
         self.jwks_json = json.dumps({"keys": entries}, sort_keys=True)
+        self.kids = tuple(k.kid for k in published)
 
     @classmethod
-    def load(cls, stored: list[StoredKey], kek: Kek) -> Keyring | None:
+    def load(cls, stored: list[StoredKey], kek: Kek, now: float, retire_after: float) -> Keyring | None:
         active = [k for k in stored if k.state == "active"]
         if not active:
             return None
-        return cls(open_key(active[0], kek), stored)
+        return cls(open_key(active[0], kek), [k for k in stored if is_published(k, now, retire_after)])
 
     def key(self, kid: str) -> VerificationKey | None:
         return self.verification_keys.get(kid)

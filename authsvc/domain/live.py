@@ -11,11 +11,12 @@ from authsvc_client import AccessClaims, Requirements, verify_access_token
 
 from .clock import Clock
 from .kek import Kek
-from .keys import Keyring, generate_key
+from .keys import Keyring
 from .models import Revocation
 from .policy import Policy
 from .ports import Store
 from .revocation import RevocationSet
+from .rotation import ensure_keys
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +95,8 @@ class LiveState:
 
 
 async def _load_keyring(store: Store, kek: Kek, policy: Policy, clock: Clock) -> Keyring:
-    keyring = Keyring.load(await store.signing_keys(), kek)
-    if keyring is None:
-        key = generate_key(policy.signing_alg, kek, clock.now())
-        if await store.add_signing_key_if_none_active(key):
-            log.info("created signing key %s (%s)", key.kid, key.alg)
-        keyring = Keyring.load(await store.signing_keys(), kek)
+    keys = await ensure_keys(store, kek, policy, clock)
+    keyring = Keyring.load(keys, kek, clock.now(), policy.retire_after)
     if keyring is None:
         raise RuntimeError("no active signing key after creating one")
     return keyring

@@ -44,12 +44,13 @@ class Passwords:
         return self._hasher.hash(password)
 
     def check(self, stored_hash: str | None, password: str) -> tuple[bool, bool]:
-        """Give (matches, needs_rehash). A missing hash checks the dummy and fails."""
+        """Give (matches, needs_rehash). A missing or empty hash checks the
+        dummy (same cost) and never matches."""
         try:
             self._hasher.verify(stored_hash or self._dummy, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False, False
-        if stored_hash is None:
+        if not stored_hash:
             return False, False
         return True, self._hasher.check_needs_rehash(stored_hash)
 
@@ -68,6 +69,10 @@ def check_new_password(password: str) -> str | None:
     """Give a reason a new password is unacceptable, or None."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"password must have at least {MIN_PASSWORD_LENGTH} characters"
-    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+    try:
+        encoded = password.encode("utf-8")  # strict: argon2 hashes these bytes
+    except UnicodeEncodeError:
+        return "password must be valid Unicode text"
+    if len(encoded) > MAX_PASSWORD_BYTES:
         return f"password must have at most {MAX_PASSWORD_BYTES} bytes"
     return None

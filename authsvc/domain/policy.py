@@ -30,9 +30,18 @@ class Policy:
     reauth_age: int = 24 * 3600
     #: Seconds a spent refresh token may be retried for the same successor; 0 is off.
     refresh_grace: float = 0.0
+    #: Automatic key rotation (0: only by hand); a new key is published this
+    #: long before it signs, longer than any verifier caches a key set.
+    key_rotation_interval: int = 30 * 24 * 3600
+    key_publish_lead: int = 3600
     account_limit: Limit = field(default_factory=lambda: Limit(5, 900.0, 30.0, 3600.0))
     peer_limit: Limit = field(default_factory=lambda: Limit(50, 900.0, 30.0, 3600.0))
     mfa_limit: Limit = field(default_factory=lambda: Limit(10, 900.0, 60.0, 3600.0))
+
+    @property
+    def retire_after(self) -> int:
+        """A retired key stays published this long: its last token's lifetime."""
+        return self.access_ttl + self.leeway
 
     @property
     def revocation_ttl(self) -> int:

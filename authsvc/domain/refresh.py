@@ -67,8 +67,10 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
             return RotateDecision(now, "rejected", reason="expired")
         if now - session.auth_time >= policy.reauth_age or session.refresh_count >= policy.refresh_max_count:
             return RotateDecision(now, "rejected", reason="reauth")
+        # Stored times have microsecond precision; a millisecond of slack keeps
+        # "exactly the interval later" from reading as too soon.
         since = now - (session.last_refresh_at or session.created_at)
-        if since < policy.refresh_min_interval:
+        if since + 0.001 < policy.refresh_min_interval:
             return RotateDecision(now, "rejected", reason="too soon", retry_after=policy.refresh_min_interval - since)
         if not set(scopes) <= set(record.scopes):
             return RotateDecision(now, "rejected", reason="scope")

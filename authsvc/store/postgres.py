@@ -37,6 +37,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 NOTIFY_CHANNEL = "authsvc_revocations"
+KEYS_CHANNEL = "authsvc_keys"
 
 # Errors that mean "the database is not there right now": the caller gets
 # UNAVAILABLE and may retry; nothing half-done is committed.
@@ -187,15 +188,55 @@ class PostgresStore:
         return [cv.stored_key(r) for r in rows]
 
     @_translated
-    async def add_signing_key_if_none_active(self, key: StoredKey) -> bool:
-        """Insert ``key`` as the active key unless another replica got there first."""
-        status = await self._pool.execute(
-            "INSERT INTO signing_keys (kid, alg, state, public_jwk, kek_id, private_sealed,"
-            " created_at, activated_at) VALUES ($1, $2, 'active', $3, $4, $5, $6, $6)"
-            " ON CONFLICT DO NOTHING",
-            key.kid, key.alg, key.public_jwk, key.kek_id, key.private_sealed, cv.ts(key.created_at),
-        )  # fmt: skip
-        return bool(status.endswith(" 1"))
+    async def add_signing_key(self, key: StoredKey) -> bool:
+        """Insert ``key`` (active or next) unless another replica got there first."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            inserted = await _insert_key(conn, key)
+            if inserted:
+                await conn.execute("SELECT pg_notify($1, '')", KEYS_CHANNEL)
+            return inserted
+
+    @_translated
+    async def promote_next_key(self, kid: str, now: float) -> tuple[str, str] | None:
+        """next -> active, active -> retired, atomically; (retired, activated)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT kid, state FROM signing_keys WHERE state IN ('active', 'next') FOR UPDATE"
+            )
+            states = {r["state"]: r["kid"] for r in rows}
+            if states.get("next") != kid or "active" not in states:
+                return None
+            await conn.execute(
+                "UPDATE signing_keys SET state = 'retired', retired_at = $2 WHERE kid = $1",
+                states["active"], cv.ts(now),
+            )  # fmt: skip
+            await conn.execute(
+                "UPDATE signing_keys SET state = 'active', activated_at = $2 WHERE kid = $1", kid, cv.ts(now)
+            )
+            await conn.execute("SELECT pg_notify($1, '')", KEYS_CHANNEL)
+            return states["active"], kid
+
+    @_translated
+    async def revoke_signing_key(self, kid: str, now: float, replacement: StoredKey) -> bool:
+        """Withdraw ``kid``; if it was active, the next key (or ``replacement``
+        when there is none) becomes active in the same transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT state FROM signing_keys WHERE kid = $1 AND state <> 'revoked' FOR UPDATE", kid
+            )
+            if row is None:
+                return False
+            await conn.execute(
+                "UPDATE signing_keys SET state = 'revoked', retired_at = $2 WHERE kid = $1", kid, cv.ts(now)
+            )
+            if row["state"] == "active":
+                status = await conn.execute(
+                    "UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next'", cv.ts(now)
+                )
+                if not status.endswith(" 1"):
+                    await _insert_key(conn, replacement)
+            await conn.execute("SELECT pg_notify($1, '')", KEYS_CHANNEL)
+            return True
 
     # sessions and refresh tokens ------------------------------------------
 
@@ -489,6 +530,16 @@ class PostgresStore:
 
 class _CodeSpent(Exception):
     pass
+
+
+async def _insert_key(conn: Any, key: StoredKey) -> bool:
+    status = await conn.execute(
+        "INSERT INTO signing_keys (kid, alg, state, public_jwk, kek_id, private_sealed, created_at, activated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        key.kid, key.alg, key.state, key.public_jwk, key.kek_id, key.private_sealed,
+        cv.ts(key.created_at), cv.ts_or_none(key.activated_at),
+    )  # fmt: skip
+    return bool(status.endswith(" 1"))
 
 
 async def _insert_token(conn: Any, token: RefreshTokenRecord) -> None:

@@ -158,7 +158,9 @@ def decode_signed(token: str, keys: Mapping[str, VerificationKey]) -> dict[str, 
     from ``keys`` by ``kid`` (a dictionary look-up only) and the algorithm from
     that key, never from the header (RFC 8725 sections 2.1, 3.1).
     """
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+    # Length first (before any work), then ASCII: a compact JWS is base64url
+    # and dots only, and everything below may assume so.
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
         raise _reject(Reason.MALFORMED)
     parts = token.split(".")
     if len(parts) != 3:

@@ -1,0 +1,315 @@
+"""Settings: defaults, one ConfigError naming each bad variable (never echoing
+the KEK), and the development KEK kept in the data folder."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import stat
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from authsvc.config import DEV_KEK_FILE, ConfigError, Settings, parse_kek
+from authsvc.domain.kek import KekError
+from authsvc.domain.passwords import Argon2Params
+from authsvc.domain.policy import Policy
+
+KEY1 = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
+KEY2 = base64.urlsafe_b64encode(bytes(range(50, 82))).decode().rstrip("=")
+SHORT = base64.urlsafe_b64encode(bytes(range(16))).decode().rstrip("=")
+LONG = base64.urlsafe_b64encode(bytes(range(33))).decode().rstrip("=")
+
+
+def config_error(env: dict[str, str]) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    return info.value
+
+
+def full_text(exc: BaseException) -> str:
+    """The message, and everything a traceback would print, causes included."""
+    return "".join(traceback.format_exception(exc))
+
+
+# --- defaults -------------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert s.listen == "127.0.0.1:50051"  # loopback unless told otherwise
+    assert s.tls is None
+    assert s.database_url is None  # embedded Postgres
+    assert s.data_dir == Path(".authsvc")
+    assert s.kek is None
+    assert s.policy == Policy()
+    assert s.policy.issuer == "authsvc"
+    assert s.policy.access_ttl == 300
+    assert s.policy.leeway == 30
+    assert s.policy.signing_alg == "EdDSA"
+    assert s.argon2 == Argon2Params()
+    assert s.max_message_bytes == 64 * 1024
+    assert s.shutdown_grace == 10.0
+    assert s.log_level == "INFO"
+
+
+def test_from_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AUTHSVC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AUTHSVC_ACCESS_TOKEN_TTL", "600")
+    assert Settings.from_env().policy.access_ttl == 600
+
+
+def test_empty_values_mean_the_default() -> None:
+    s = Settings.from_env(
+        {"AUTHSVC_LISTEN": "", "AUTHSVC_ACCESS_TOKEN_TTL": "", "AUTHSVC_SIGNING_ALG": "", "AUTHSVC_KEK": "",
+         "AUTHSVC_DATABASE_URL": ""}
+    )
+    assert s == Settings.from_env({})
+
+
+def test_values_are_read() -> None:
+    s = Settings.from_env(
+        {
+            "AUTHSVC_LISTEN": "[::]:8443",
+            "AUTHSVC_INSECURE_PLAINTEXT": "true",  # behind a TLS-terminating proxy
+            "AUTHSVC_DATABASE_URL": "postgresql://db/auth",
+            "AUTHSVC_DATA_DIR": "/var/lib/authsvc",
+            "AUTHSVC_KEK": f"k1:{KEY1}",
+            "AUTHSVC_ISSUER": "https://auth.example.com",
+            "AUTHSVC_ACCESS_TOKEN_TTL": "10",
+            "AUTHSVC_SIGNING_ALG": "ES256",
+            "AUTHSVC_LEEWAY": "0",
+            "AUTHSVC_ARGON2_MEMORY_KIB": "65536",
+        }
+    )
+    assert s.listen == "[::]:8443"
+    assert s.database_url == "postgresql://db/auth"
+    assert s.data_dir == Path("/var/lib/authsvc")
+    assert s.policy.issuer == "https://auth.example.com"
+    assert s.policy.access_ttl == 10
+    assert s.policy.signing_alg == "ES256"
+    assert s.policy.leeway == 0
+    assert s.argon2.memory_kib == 65536
+    assert s.load_kek().current == "k1"
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        s.listen = "0.0.0.0:1"  # type: ignore[misc]
+
+
+def test_repr_hides_the_kek() -> None:
+    s = Settings.from_env({"AUTHSVC_KEK": f"k1:{KEY1}"})
+    assert KEY1 not in repr(s)
+    assert KEY1 not in str(s)
+
+
+# --- one error per bad variable, naming it --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["50051", ":50051", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1: 80",
+     "127.0.0.1:80 ", "localhost"],
+)
+def test_bad_listen(value: str) -> None:
+    exc = config_error({"AUTHSVC_LISTEN": value})
+    assert str(exc).startswith("AUTHSVC_LISTEN:")
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:0", "localhost:65535", "[::1]:50051"])
+def test_good_loopback_listen(value: str) -> None:
+    s = Settings.from_env({"AUTHSVC_LISTEN": value})
+    assert s.listen == value
+    assert s.tls is None
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0:50051", "[::]:50051", "auth.internal:443", "10.0.0.5:50051"])
+def test_plaintext_off_loopback_is_refused(value: str) -> None:
+    exc = config_error({"AUTHSVC_LISTEN": value})
+    assert str(exc).startswith("AUTHSVC_LISTEN:")
+    assert "AUTHSVC_TLS_CERT" in str(exc)
+    with pytest.raises(ConfigError):
+        Settings.from_env({"AUTHSVC_LISTEN": value, "AUTHSVC_INSECURE_PLAINTEXT": "false"})
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0:50051", "auth.internal:443"])
+def test_off_loopback_with_tls_or_an_explicit_opt_out(value: str, tmp_path: Path) -> None:
+    assert Settings.from_env({"AUTHSVC_LISTEN": value, "AUTHSVC_INSECURE_PLAINTEXT": "true"}).listen == value
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("cert")
+    key.write_text("key")
+    s = Settings.from_env({"AUTHSVC_LISTEN": value, "AUTHSVC_TLS_CERT": str(cert), "AUTHSVC_TLS_KEY": str(key)})
+    assert s.tls is not None
+    assert (s.tls.cert, s.tls.key, s.tls.client_ca) == (cert, key, None)
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "on"])
+def test_bad_insecure_plaintext_flag(value: str) -> None:
+    exc = config_error({"AUTHSVC_LISTEN": "0.0.0.0:1", "AUTHSVC_INSECURE_PLAINTEXT": value})
+    assert str(exc).startswith("AUTHSVC_INSECURE_PLAINTEXT:")
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:\uff15\uff10\uff10\uff15\uff11", "127.0.0.1:\u00b2"])
+def test_listen_port_must_be_ascii_digits(value: str) -> None:
+    exc = config_error({"AUTHSVC_LISTEN": value})
+    assert str(exc).startswith("AUTHSVC_LISTEN:")
+
+
+@pytest.mark.parametrize("value", ["abc", "9", "86401", "1.5", "5m", "-300", "0x10", "1e3"])
+def test_bad_access_token_ttl(value: str) -> None:
+    exc = config_error({"AUTHSVC_ACCESS_TOKEN_TTL": value})
+    assert str(exc).startswith("AUTHSVC_ACCESS_TOKEN_TTL:")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("10", 10), ("86400", 86400), ("300", 300)])
+def test_access_token_ttl_bounds(value: str, expected: int) -> None:
+    assert Settings.from_env({"AUTHSVC_ACCESS_TOKEN_TTL": value}).policy.access_ttl == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("AUTHSVC_LEEWAY", "301"), ("AUTHSVC_LEEWAY", "-1"), ("AUTHSVC_REFRESH_TOKEN_TTL", "59"),
+     ("AUTHSVC_MFA_MAX_ATTEMPTS", "0"), ("AUTHSVC_ARGON2_TIME_COST", "0"), ("AUTHSVC_SHUTDOWN_GRACE", "x"),
+     ("AUTHSVC_LOG_LEVEL", "TRACE"), ("AUTHSVC_ISSUER", "a\nb"), ("AUTHSVC_ISSUER", "x" * 257)],
+)
+def test_other_bad_settings_are_named(name: str, value: str) -> None:
+    assert str(config_error({name: value})).startswith(f"{name}:")
+
+
+@pytest.mark.parametrize("value", ["HS256", "none", "None", "eddsa", "RS512", "ES256K", "EdDSA "])
+def test_bad_signing_alg(value: str) -> None:
+    exc = config_error({"AUTHSVC_SIGNING_ALG": value})
+    assert str(exc).startswith("AUTHSVC_SIGNING_ALG:")
+
+
+@pytest.mark.parametrize("alg", ["EdDSA", "ES256", "PS256", "RS256"])
+def test_good_signing_alg(alg: str) -> None:
+    assert Settings.from_env({"AUTHSVC_SIGNING_ALG": alg}).policy.signing_alg == alg
+
+
+# --- the KEK ----------------------------------------------------------------------------
+
+BAD_KEKS = {
+    "no id": (KEY1, KEY1),
+    "empty id": (f":{KEY1}", KEY1),
+    "empty key": ("k1:", ""),
+    "short key": (f"k1:{SHORT}", SHORT),
+    "long key": (f"k1:{LONG}", LONG),
+    "bad base64": (f"k1:{KEY1[:-1]}", KEY1[:-1]),
+    "second without id": (f"k1:{KEY1},{KEY2}", KEY2),
+    "second too short": (f"k1:{KEY1},k2:{SHORT}", SHORT),
+    "trailing comma": (f"k1:{KEY1},", KEY1),
+    "hex instead of base64": ("k1:" + bytes(range(32)).hex(), bytes(range(32)).hex()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_KEKS))
+def test_bad_kek_is_named_and_never_echoed(case: str) -> None:
+    value, material = BAD_KEKS[case]
+    exc = config_error({"AUTHSVC_KEK": value})
+    assert str(exc).startswith("AUTHSVC_KEK:")
+    text = full_text(exc)
+    if material:
+        assert material not in text
+        assert material[:16] not in text
+    assert KEY1 not in text and KEY2 not in text
+
+
+def test_a_kek_with_id_and_key_swapped_is_not_echoed() -> None:
+    exc = config_error({"AUTHSVC_KEK": f"{KEY1}:k1"})
+    assert KEY1 not in full_text(exc)
+
+
+@pytest.mark.parametrize("value", [f"k1:{KEY1}!!", f"k1:{KEY1[:20]}$${KEY1[20:]}", f"k1:{KEY1[:20]}.?.{KEY1[20:]}"])
+def test_kek_with_stray_characters_is_refused(value: str) -> None:
+    assert str(config_error({"AUTHSVC_KEK": value})).startswith("AUTHSVC_KEK:")
+
+
+def test_kek_with_a_repeated_id_is_refused() -> None:
+    assert str(config_error({"AUTHSVC_KEK": f"a:{KEY1},a:{KEY2}"})).startswith("AUTHSVC_KEK:")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [f"k1:{KEY1}", f"k1:{KEY1}=", f"k1:{base64.b64encode(bytes(range(32))).decode()}", f" k1:{KEY1} "],
+    ids=["unpadded", "padded", "standard alphabet", "spaces around"],
+)
+def test_good_kek(value: str) -> None:
+    kek = Settings.from_env({"AUTHSVC_KEK": value}).load_kek()
+    assert kek.current == "k1"
+    assert kek.open(*kek.seal(b"x", b"aad"), b"aad") == b"x"
+
+
+def test_kek_rotation_first_is_current() -> None:
+    old = parse_kek(f"k1:{KEY1}")
+    kid, sealed = old.seal(b"totp secret", b"aad")
+    rotated = parse_kek(f"k2:{KEY2}, k1:{KEY1}")
+    assert rotated.current == "k2"
+    assert rotated.open(kid, sealed, b"aad") == b"totp secret"
+    assert rotated.seal(b"x", b"aad")[0] == "k2"
+
+
+# --- the development KEK ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_dev_kek_is_created_private_and_reused(
+    tmp_path: Path, umask_022: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir = tmp_path / "nested" / "data"
+    settings = Settings.from_env({"AUTHSVC_DATA_DIR": str(data_dir)})
+    assert settings.kek is None
+    with caplog.at_level(logging.WARNING, logger="authsvc.config"):
+        first = settings.load_kek()
+    path = data_dir / DEV_KEK_FILE
+    assert path.is_file()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    content = path.read_text()
+    kid, sealed = first.seal(b"totp secret", b"aad")
+
+    # The log says loudly that this is a development key, and never shows it.
+    assert any("DEVELOPMENT" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+    secret_part = content.split(":", 1)[1]
+    assert all(secret_part not in r.getMessage() for r in caplog.records)
+
+    second = Settings.from_env({"AUTHSVC_DATA_DIR": str(data_dir)}).load_kek()
+    assert path.read_text() == content  # not regenerated
+    assert second.current == first.current
+    assert second.open(kid, sealed, b"aad") == b"totp secret"
+
+
+def test_each_data_dir_gets_its_own_dev_kek(tmp_path: Path) -> None:
+    a = Settings.from_env({"AUTHSVC_DATA_DIR": str(tmp_path / "a")}).load_kek()
+    b = Settings.from_env({"AUTHSVC_DATA_DIR": str(tmp_path / "b")}).load_kek()
+    kid, sealed = a.seal(b"x", b"aad")
+    with pytest.raises(KekError):
+        b.open(kid, sealed, b"aad")
+
+
+def test_a_configured_kek_never_writes_a_dev_kek(tmp_path: Path) -> None:
+    Settings.from_env({"AUTHSVC_DATA_DIR": str(tmp_path), "AUTHSVC_KEK": f"k1:{KEY1}"}).load_kek()
+    assert not (tmp_path / DEV_KEK_FILE).exists()
+
+
+def test_a_corrupt_dev_kek_names_its_file(tmp_path: Path) -> None:
+    path = tmp_path / DEV_KEK_FILE
+    path.write_text(f"dev:{SHORT}")
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"AUTHSVC_DATA_DIR": str(tmp_path)}).load_kek()
+    assert str(info.value).startswith(str(path))
+    assert SHORT not in full_text(info.value)
