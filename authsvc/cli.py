@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from authsvc.config import ConfigError, Settings
-from authsvc.domain import accounts, credentials
+from authsvc.domain import accounts, credentials, kek_rotation, rotation
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.passwords import Passwords, check_new_password
 from authsvc.errors import AuthError, Conflict
@@ -149,7 +149,28 @@ async def _client_list(settings: Settings, store: PostgresStore, args: argparse.
 
 async def _keys_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
     for k in await store.signing_keys():
-        print(f"{k.kid}  {k.alg:<6} {k.state}")
+        print(f"{k.kid}  {k.alg:<6} {k.state:<8} created={_when(k.created_at)} retired={_when(k.retired_at)}")
+    return 0
+
+
+async def _keys_rotate(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    done = await rotation.rotate(store, settings.load_kek(), settings.policy, SystemClock(), force=args.force)
+    print(f"rotated: {done.activated} signs now; {done.retired} retired (published until its tokens expire)")
+    return 0
+
+
+async def _keys_revoke(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    await rotation.revoke_key(store, settings.load_kek(), settings.policy, SystemClock(), args.kid)
+    print(f"revoked {args.kid}: its tokens no longer verify")
+    return 0
+
+
+async def _kek_rotate(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    kek = settings.load_kek()
+    counts = await kek_rotation.reseal_all(store, kek)
+    done = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    print(f"re-sealed under key-encryption key {kek.current!r}: {done}")
+    print("older keys may now be removed from AUTHSVC_KEK", file=sys.stderr)
     return 0
 
 
@@ -196,6 +217,17 @@ def _parser() -> argparse.ArgumentParser:
 
     keys = verbs.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("list", help="list signing keys").set_defaults(run=_keys_list)
+    rotate = keys.add_parser("rotate", help="promote the next key; the active one retires")
+    rotate.add_argument("--force", action="store_true", help="even if the next key is newly published")
+    rotate.set_defaults(run=_keys_rotate)
+    krevoke = keys.add_parser("revoke", help="withdraw a compromised key at once")
+    krevoke.add_argument("kid")
+    krevoke.set_defaults(run=_keys_revoke)
+
+    kek = verbs.add_parser("kek", help="key-encryption key").add_subparsers(dest="action", required=True)
+    kek.add_parser(
+        "rotate", help="re-seal every secret under the first key of AUTHSVC_KEK (list the old one after it)"
+    ).set_defaults(run=_kek_rotate)
     return parser
 
 

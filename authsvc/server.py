@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable
 
 import grpc
 from grpc_health.v1 import _async as health_aio
@@ -15,13 +16,14 @@ from grpc_reflection.v1alpha import reflection
 from authsvc.api.registry import add_to_server
 from authsvc.api.servicer import AuthServicer
 from authsvc.config import Settings
+from authsvc.domain import rotation
 from authsvc.domain.clock import Clock, SystemClock
 from authsvc.domain.deps import Deps
 from authsvc.domain.live import LiveState
 from authsvc.domain.passwords import Passwords
 from authsvc.errors import StoreUnavailable
 from authsvc.store.notify import Listener
-from authsvc.store.postgres import PostgresStore
+from authsvc.store.postgres import KEYS_CHANNEL, NOTIFY_CHANNEL, PostgresStore
 from authsvc_client import pb
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class App:
         self._listener: Listener | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        self._keys_changed = asyncio.Event()
+        self._healthy = True
 
     async def start(self) -> int:
         settings = self.settings
@@ -83,9 +87,10 @@ class App:
             raise RuntimeError(f"cannot listen on {settings.listen}")
         await server.start()
 
-        self._listener = Listener(self._dsn, self._wake.set)
+        self._listener = Listener(self._dsn, {NOTIFY_CHANNEL: self._wake.set, KEYS_CHANNEL: self._keys_changed.set})
         self._listener.start()
-        self._tasks.append(asyncio.create_task(self._sync_loop(kek_reload=True), name="sync"))
+        self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
+        self._tasks.append(asyncio.create_task(self._keys_loop(), name="keys"))
         await self._set_health(_SERVING)  # database reached, signing key loaded
         log.info("authsvc serving on %s (port %d)", settings.listen, self.port)
         return self.port
@@ -99,36 +104,55 @@ class App:
         assert self.deps is not None and self._store is not None
         await self.deps.live.sync_revocations(self._store)
 
-    async def _sync_loop(self, kek_reload: bool) -> None:
+    async def _sync_loop(self) -> None:
+        """Revocations: on every notice, and on a timer whatever happens (the
+        timer alone is correct; the notice only makes it fast)."""
         assert self.deps is not None and self._store is not None
-        settings, store = self.settings, self._store
-        since_keys = 0.0
-        healthy = True
+        interval = self.settings.reconcile_interval
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), settings.reconcile_interval)
+                await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
-            try:
-                await self.deps.live.sync_revocations(store)
-                since_keys += settings.reconcile_interval
-                if kek_reload and since_keys >= settings.key_reload_interval:
-                    since_keys = 0.0
-                    await self.deps.live.reload_keys(store, self.deps.kek)
-                    now = self.clock.now()
-                    await store.prune_revocations(now)
-                    await store.forget_grace_pairs(now - settings.policy.refresh_grace)
-                if not healthy:
-                    healthy = True
-                    await self._set_health(_SERVING)
-                    log.info("database reachable again")
-            except StoreUnavailable:
-                if healthy:
-                    healthy = False
-                    # Fail closed: without the revocation log we cannot vouch for tokens.
-                    await self._set_health(_NOT_SERVING)
-                    log.warning("database unreachable: health NOT_SERVING")
-            except Exception:
-                log.exception("background sync failed")
+            await self._guarded(self.deps.live.sync_revocations(self._store))
+
+    async def _keys_loop(self) -> None:
+        """Keys: reload on a notice or a timer; rotate when due; prune."""
+        assert self.deps is not None and self._store is not None
+        deps, store, settings = self.deps, self._store, self.settings
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._keys_changed.wait(), settings.key_reload_interval)
+            self._keys_changed.clear()
+            await self._guarded(self.maintain_keys())
+            now = self.clock.now()
+            await self._guarded(store.prune_revocations(now))
+            await self._guarded(store.forget_grace_pairs(now - deps.policy.refresh_grace))
+
+    async def maintain_keys(self) -> None:
+        """Rotate if due, then load what the database says (also what the timer does)."""
+        assert self.deps is not None and self._store is not None
+        deps = self.deps
+        await rotation.maintain(self._store, deps.kek, deps.policy, self.clock)
+        await deps.live.reload_keys(self._store, deps.kek)
+
+    async def _guarded(self, work: Awaitable[object]) -> None:
+        """Run background work; track the database's health from its outcome."""
+        try:
+            await work
+        except StoreUnavailable:
+            if self._healthy:
+                self._healthy = False
+                # Fail closed: without the revocation log we cannot vouch for tokens.
+                await self._set_health(_NOT_SERVING)
+                log.warning("database unreachable: health NOT_SERVING")
+            return
+        except Exception:
+            log.exception("background work failed")
+            return
+        if not self._healthy:
+            self._healthy = True
+            await self._set_health(_SERVING)
+            log.info("database reachable again")
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first, so balancers drain; in-flight calls then get

@@ -19,6 +19,11 @@ _NONCE_BYTES = 12
 _TAG_BYTES = 16
 
 
+def aad(kind: str, row_id: str) -> bytes:
+    """The associated data that binds a sealed secret to its row."""
+    return f"authsvc:{kind}:{row_id}".encode()
+
+
 class KekError(Exception):
     """A ciphertext does not open: wrong key, unknown key id, or tampering."""
 

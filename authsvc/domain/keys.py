@@ -14,7 +14,7 @@ from authsvc_client import KeySet, VerificationKey
 from authsvc_client._jose import PrivateKey
 from authsvc_client._keys import parse_jwk
 
-from .kek import Kek
+from .kek import Kek, aad
 from .models import StoredKey
 
 _GENERATE: dict[str, dict[str, Any]] = {
@@ -33,7 +33,7 @@ class SigningKey:
 
 
 def _aad(kid: str) -> bytes:
-    return b"authsvc:signing-key:" + kid.encode()
+    return aad("signing-key", kid)
 
 
 def generate_key(alg: str, kek: Kek, now: float, state: str = "active") -> StoredKey:

@@ -9,6 +9,7 @@ from authsvc.errors import InvalidCredentials
 from . import credentials, guard, mfa, validate
 from .deps import Deps
 from .grants import access_token, narrow, new_session, session_pair
+from .kek import aad
 from .models import CallInfo, Challenge, MfaChallengeIssued, TokenPair, User
 from .tokens import Grant
 
@@ -156,4 +157,4 @@ async def challenge_mfa(
 
 def mfa_aad(user_id: str) -> bytes:
     """Binds a sealed TOTP secret to its user's row."""
-    return b"authsvc:totp:" + user_id.encode()
+    return aad("totp", user_id)

@@ -15,12 +15,13 @@ from authsvc.errors import InvalidCredentials, PermissionDenied, ReauthRequired,
 from . import credentials, validate
 from .deps import Deps
 from .grants import refresh_record, session_pair
+from .kek import aad
 from .models import CallInfo, RefreshTokenRecord, Session, TokenPair
 from .ports import RotateDecision
 
 
 def _grace_aad(token_id: str) -> bytes:
-    return b"authsvc:refresh-grace:" + token_id.encode()
+    return aad("refresh-grace", token_id)
 
 
 def _seal_pair(deps: Deps, token_id: str, pair: TokenPair) -> tuple[str, bytes]:

@@ -7,19 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import asyncpg
-
-from .postgres import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
 
 class Listener:
-    def __init__(self, dsn: str, on_notice: Callable[[], None], retry_seconds: float = 2.0) -> None:
+    def __init__(self, dsn: str, channels: Mapping[str, Callable[[], None]], retry_seconds: float = 2.0) -> None:
         self._dsn = dsn
-        self._on_notice = on_notice
+        self._channels = dict(channels)
         self._retry = retry_seconds
         self._task: asyncio.Task[None] | None = None
 
@@ -39,9 +37,11 @@ class Listener:
                 conn = await asyncpg.connect(self._dsn)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: self._on_notice())
+                for channel, callback in self._channels.items():
+                    await conn.add_listener(channel, lambda *_args, cb=callback: cb())
                 # Notices sent while we were away are lost: catch up once now.
-                self._on_notice()
+                for callback in self._channels.values():
+                    callback()
                 await lost.wait()
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("revocation listener disconnected: %s", type(exc).__name__)

@@ -468,6 +468,28 @@ class PostgresStore:
             await _insert_token(conn, token)
             return True
 
+    # key-encryption key rotation -------------------------------------------
+
+    @_translated
+    async def reseal_all(self, reseal: Callable[[str, str, str, bytes], tuple[str, bytes]]) -> dict[str, int]:
+        """Re-encrypt every sealed secret in one transaction: all under the new
+        KEK, or (on any failure) none. ``reseal(kind, row_id, kek_id, sealed)``."""
+        counts: dict[str, int] = {}
+        async with self._pool.acquire() as conn, conn.transaction():
+            for kind, table, id_col, kek_col, blob_col in _SEALED:
+                rows = await conn.fetch(
+                    f"SELECT {id_col} AS id, {kek_col} AS kek_id, {blob_col} AS sealed FROM {table}"  # noqa: S608
+                    f" WHERE {blob_col} IS NOT NULL FOR UPDATE"
+                )
+                for row in rows:
+                    kek_id, sealed = reseal(kind, str(row["id"]), row["kek_id"], bytes(row["sealed"]))
+                    await conn.execute(
+                        f"UPDATE {table} SET {kek_col} = $2, {blob_col} = $3 WHERE {id_col} = $1",  # noqa: S608
+                        row["id"], kek_id, sealed,
+                    )  # fmt: skip
+                counts[kind] = len(rows)
+        return counts
+
     # throttling ------------------------------------------------------------
 
     @_translated
@@ -526,6 +548,15 @@ class PostgresStore:
     async def audit_events(self, subject: str) -> list[str]:
         rows = await self._pool.fetch("SELECT event FROM audit_log WHERE subject = $1 ORDER BY id", subject)
         return [r["event"] for r in rows]
+
+
+# Every sealed column: (kind, table, id column, kek id column, ciphertext column).
+# Fixed names only: nothing here comes from input.
+_SEALED = (
+    ("signing-key", "signing_keys", "kid", "kek_id", "private_sealed"),
+    ("totp", "totp_enrolments", "user_id", "kek_id", "secret_sealed"),
+    ("refresh-grace", "refresh_tokens", "id", "grace_kek_id", "grace_sealed"),
+)
 
 
 class _CodeSpent(Exception):
