@@ -129,7 +129,8 @@ async def test_revoked_key_stops_verifying_at_once(settings, own_db):
             compromised = deps.live.keyring.signer.kid
             await rotation.revoke_key(deps.store, deps.kek, deps.policy, clock, compromised)
             await app.maintain_keys()
-            assert (await stub.Verify(pb.VerifyRequest(token=token, audience="orders"))).reason == R.INACTIVE_REASON_UNKNOWN_KEY
+            resp = await stub.Verify(pb.VerifyRequest(token=token, audience="orders"))
+            assert resp.reason == R.INACTIVE_REASON_UNKNOWN_KEY
             assert compromised not in await kids(stub)
             fresh = (await stub.Issue(cred)).tokens.access_token
             assert (await stub.Verify(pb.VerifyRequest(token=fresh, audience="orders"))).active
