@@ -168,6 +168,7 @@ def decode_signed(token: str, keys: Mapping[str, VerificationKey]) -> dict[str, 
     header_b64, payload_b64, signature_b64 = parts
     try:
         header = json_object(b64url_decode(header_b64))
+        payload = b64url_decode(payload_b64)  # decoded now, trusted only after the signature
         signature = b64url_decode(signature_b64)
     except JoseFormatError as exc:
         raise _reject(Reason.MALFORMED) from exc
@@ -188,7 +189,7 @@ def decode_signed(token: str, keys: Mapping[str, VerificationKey]) -> dict[str, 
     if not verify(key.alg, key.key, signing_input, signature):
         raise _reject(Reason.BAD_SIGNATURE)
     try:
-        return json_object(b64url_decode(payload_b64))
+        return json_object(payload)
     except JoseFormatError as exc:
         raise _reject(Reason.MALFORMED) from exc
 
