@@ -54,6 +54,7 @@ class TlsFiles:
 class Settings:
     listen: str = "127.0.0.1:50051"
     tls: TlsFiles | None = None
+    http_listen: str | None = None
     database_url: str | None = None
     data_dir: Path = Path(".authsvc")
     kek: str | None = field(default=None, repr=False)
@@ -123,7 +124,8 @@ class Settings:
                 "AUTHSVC_LISTEN: a non-loopback address needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY "
                 "(or AUTHSVC_INSECURE_PLAINTEXT=true behind a TLS-terminating proxy)"
             )
-        return replace(settings, tls=tls)
+        http = reader.listen("AUTHSVC_HTTP_LISTEN", "") if env.get("AUTHSVC_HTTP_LISTEN") else None
+        return replace(settings, tls=tls, http_listen=http)
 
     def load_kek(self) -> Kek:
         """The configured KEK, or a development key kept in the data folder."""

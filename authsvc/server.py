@@ -22,6 +22,8 @@ from authsvc.domain.deps import Deps
 from authsvc.domain.live import LiveState
 from authsvc.domain.passwords import Passwords
 from authsvc.errors import StoreUnavailable
+from authsvc.http import Route, SidePort
+from authsvc.metrics import Metrics
 from authsvc.store.notify import Listener
 from authsvc.store.postgres import KEYS_CHANNEL, NOTIFY_CHANNEL, PostgresStore
 from authsvc_client import pb
@@ -41,6 +43,9 @@ class App:
         self._dsn = database_url
         self.clock = clock or SystemClock()
         self.health = health_aio.HealthServicer()
+        self.metrics = Metrics()
+        self.http: SidePort | None = None
+        self.http_port = 0
         self.port = 0
         self.deps: Deps | None = None
         self._server: grpc.aio.Server | None = None
@@ -68,7 +73,7 @@ class App:
                 ("grpc.max_send_message_length", limit),
             ]
         )
-        add_to_server(AuthServicer(self.deps), server)
+        add_to_server(AuthServicer(self.deps, self.metrics), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -91,9 +96,30 @@ class App:
         self._listener.start()
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
         self._tasks.append(asyncio.create_task(self._keys_loop(), name="keys"))
+        if settings.http_listen:
+            self.http = SidePort(self._http_routes())
+            self.http_port = await self.http.start(settings.http_listen)
+            log.info("HTTP side port on %s (port %d)", settings.http_listen, self.http_port)
         await self._set_health(_SERVING)  # database reached, signing key loaded
         log.info("authsvc serving on %s (port %d)", settings.listen, self.port)
         return self.port
+
+    def _http_routes(self) -> dict[str, Route]:
+        assert self.deps is not None
+        live = self.deps.live
+        self.metrics.gauge("authsvc_revocations", "Revocations held in memory.", lambda: len(live.revocations))
+        self.metrics.gauge("authsvc_revocation_cursor", "Last revocation sequence applied.", lambda: live.low_water)
+        self.metrics.gauge("authsvc_published_keys", "Keys in the JWKS.", lambda: len(live.keyring.kids))
+        self.metrics.gauge("authsvc_up", "1 while the database is reachable.", lambda: float(self._healthy))
+
+        def healthz() -> tuple[int, str, str]:
+            return (200, "text/plain", "ok\n") if self._healthy else (503, "text/plain", "unavailable\n")
+
+        return {
+            "/.well-known/jwks.json": lambda: (200, "application/jwk-set+json", live.keyring.jwks_json),
+            "/metrics": lambda: (200, "text/plain; version=0.0.4", self.metrics.render()),
+            "/healthz": healthz,
+        }
 
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for name in ("", SERVICE_NAME):
@@ -169,6 +195,8 @@ class App:
                 await task
         if self._listener is not None:
             await self._listener.stop()
+        if self.http is not None:
+            await self.http.stop()
         if self._store is not None:
             await self._store.close()
         if self._passwords is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -11,12 +12,13 @@ from authsvc.domain import enrolment, login, refresh, revoke, sessions, watch
 from authsvc.domain.deps import Deps
 from authsvc.domain.models import TokenPair
 from authsvc.errors import AuthError, InvalidArgument
+from authsvc.metrics import Metrics
 from authsvc_client import MAX_TOKEN_LENGTH, Requirements, TokenRejected, pb
 from authsvc_client import grpc as pb_grpc
 
 from . import convert
 from .convert import Context
-from .status import abort_internal, abort_with
+from .status import abort_internal, abort_with, status_of
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +30,24 @@ Handler = Callable[["AuthServicer", Req, Context], Awaitable[Resp]]
 def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
     """Map AuthError to its status, anything else to a bare INTERNAL."""
 
+    name = fn.__name__
+
     @functools.wraps(fn)
     async def wrapper(self: AuthServicer, request: Req, context: Context) -> Resp:
+        started = time.perf_counter()
         try:
             if request is None:  # did not parse: see registry.py
                 raise InvalidArgument("malformed request")
-            return await fn(self, request, context)
+            response = await fn(self, request, context)
+            self._metrics.observe(name, "OK", time.perf_counter() - started)
+            return response
         except AuthError as exc:
             error: AuthError | None = exc
-        except Exception:
-            log.exception("unexpected error in %s", fn.__name__)
+        except Exception:  # the seam where nothing may escape with details
+            log.exception("unexpected error in %s", name)
             error = None
+        code = status_of(error)[0].name if error is not None else "INTERNAL"
+        self._metrics.observe(name, code, time.perf_counter() - started)
         if error is not None:
             await abort_with(context, error)
         else:
@@ -49,8 +58,9 @@ def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
 
 
 class AuthServicer(pb_grpc.AuthServiceServicer):
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, metrics: Metrics | None = None) -> None:
         self._deps = deps
+        self._metrics = metrics or Metrics()
 
     @rpc
     async def Issue(self, request: pb.IssueRequest, context: Context) -> pb.IssueResponse:

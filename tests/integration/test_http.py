@@ -1,0 +1,76 @@
+"""The HTTP side port: public keys for browsers and non-gRPC services,
+Prometheus metrics, a health probe."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from authsvc_client import grpc as pb_grpc
+from authsvc_client import pb
+
+from authsvc.server import App
+
+from ..support import FakeClock
+
+
+@pytest.fixture(scope="module")
+async def side(settings, database_url) -> AsyncIterator[App]:
+    app = App(dataclasses.replace(settings, http_listen="127.0.0.1:0"), database_url, clock=FakeClock())
+    await app.start()
+    yield app
+    await app.stop(grace=0)
+
+
+def fetch(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+async def test_jwks_over_http_is_public_and_matches_grpc(side):
+    status, headers, body = await asyncio.to_thread(fetch, side.http_port, "/.well-known/jwks.json")
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert headers["Content-Type"] == "application/jwk-set+json"
+    keys = json.loads(body)["keys"]
+    assert keys and all(not {"d", "p", "q", "k"} & k.keys() for k in keys)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{side.port}") as ch:
+        over_grpc = await pb_grpc.AuthServiceStub(ch).GetJWKS(pb.GetJWKSRequest())
+    assert json.loads(over_grpc.jwks_json) == json.loads(body)
+
+
+async def test_metrics_count_rpcs_by_code(side):
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{side.port}") as ch:
+        stub = pb_grpc.AuthServiceStub(ch)
+        await stub.Verify(pb.VerifyRequest(token="garbage", audience="orders"))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Verify(pb.VerifyRequest(token="garbage"))
+    status, headers, body = await asyncio.to_thread(fetch, side.http_port, "/metrics")
+    text = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert 'authsvc_rpc_total{method="Verify",code="OK"} 1' in text
+    assert 'authsvc_rpc_total{method="Verify",code="INVALID_ARGUMENT"} 1' in text
+    assert 'authsvc_rpc_seconds_count{method="Verify"} 2' in text
+    assert "authsvc_up 1" in text
+
+
+async def test_health_and_refusals(side):
+    assert (await asyncio.to_thread(fetch, side.http_port, "/healthz"))[:1] == (200,)
+    assert (await asyncio.to_thread(fetch, side.http_port, "/nothing"))[0] == 404
+    assert (await asyncio.to_thread(fetch, side.http_port, "/metrics", "POST"))[0] == 405
+    # Junk that is not HTTP gets a 400 and a closed connection, nothing more.
+    reader, writer = await asyncio.open_connection("127.0.0.1", side.http_port)
+    writer.write(b"\xff" * 10000 + b"\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 4")
