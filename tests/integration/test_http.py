@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from authsvc_client import grpc as pb_grpc
-from authsvc_client import pb
 
 from authsvc.server import App
+from authsvc_client import grpc as pb_grpc
+from authsvc_client import pb
 
 from ..support import FakeClock
 
