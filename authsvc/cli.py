@@ -9,10 +9,11 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from authsvc.config import ConfigError, Settings
-from authsvc.domain import accounts, credentials, kek_rotation, rotation
+from authsvc.domain import accounts, credentials, encryption, kek_rotation, rotation
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.passwords import Passwords, check_new_password
 from authsvc.errors import AuthError, Conflict
@@ -174,6 +175,31 @@ async def _kek_rotate(settings: Settings, store: PostgresStore, args: argparse.N
     return 0
 
 
+async def _audience_set_key(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    try:
+        key = encryption.parse_audience_key(args.audience, Path(args.jwk).read_text())
+    except (OSError, encryption.BadEncryptionKey) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    await store.set_audience_key(key, SystemClock().now())
+    print(f"tokens for {args.audience} are encrypted to {key.kid} ({key.alg}) when AUTHSVC_ENCRYPT_TOKENS is on")
+    return 0
+
+
+async def _audience_remove_key(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    if not await store.remove_audience_key(args.audience):
+        print(f"error: no key for {args.audience!r}", file=sys.stderr)
+        return 1
+    print(f"removed; tokens for {args.audience} are encrypted to authsvc's own key")
+    return 0
+
+
+async def _audience_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    for key in await store.audience_keys():
+        print(f"{key.audience:<24} {key.alg:<15} {key.kid}")
+    return 0
+
+
 async def _migrate(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
     print("schema is up to date")
     return 0
@@ -223,6 +249,18 @@ def _parser() -> argparse.ArgumentParser:
     krevoke = keys.add_parser("revoke", help="withdraw a compromised key at once")
     krevoke.add_argument("kid")
     krevoke.set_defaults(run=_keys_revoke)
+
+    audience = verbs.add_parser("audience", help="encryption keys of audiences").add_subparsers(
+        dest="action", required=True
+    )
+    setkey = audience.add_parser("set-key", help="register an audience's public encryption JWK")
+    setkey.add_argument("audience")
+    setkey.add_argument("--jwk", required=True, help="file with the public JWK (ECDH-ES+A256KW or RSA-OAEP-256)")
+    setkey.set_defaults(run=_audience_set_key)
+    rmkey = audience.add_parser("remove-key", help="forget an audience's encryption key")
+    rmkey.add_argument("audience")
+    rmkey.set_defaults(run=_audience_remove_key)
+    audience.add_parser("list", help="audiences with encryption keys").set_defaults(run=_audience_list)
 
     kek = verbs.add_parser("kek", help="key-encryption key").add_subparsers(dest="action", required=True)
     kek.add_parser(

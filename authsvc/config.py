@@ -86,6 +86,9 @@ class Settings:
             refresh_min_interval=reader.integer("AUTHSVC_REFRESH_MIN_INTERVAL", 2, 0, 3600),
             reauth_age=reader.integer("AUTHSVC_REAUTH_AGE", 24 * 3600, 60, 365 * 24 * 3600),
             refresh_grace=reader.integer("AUTHSVC_REFRESH_GRACE", 0, 0, 60),
+            encrypt_tokens=reader.flag("AUTHSVC_ENCRYPT_TOKENS"),
+            key_rotation_interval=reader.integer("AUTHSVC_KEY_ROTATION_INTERVAL", 30 * 24 * 3600, 0, 10 * 366 * 86400),
+            key_publish_lead=reader.integer("AUTHSVC_KEY_PUBLISH_LEAD", 3600, 0, 7 * 24 * 3600),
             account_limit=Limit(
                 reader.integer("AUTHSVC_LOGIN_MAX_FAILURES", 5, 1, 1000),
                 900.0,

@@ -28,14 +28,17 @@ def narrow(requested: Sequence[str], allowed: Sequence[str], what: str) -> tuple
 
 
 def access_token(deps: Deps, grant: Grant) -> tuple[str, str, int]:
-    keyring = deps.live.keyring
-    return mint_access_token(
+    live = deps.live
+    token, jti, exp = mint_access_token(
         grant,
-        key=keyring.signer,
+        key=live.keyring.signer,
         issuer=deps.policy.issuer,
         now=deps.clock.now(),
         ttl=deps.policy.access_ttl,
     )
+    if deps.policy.encrypt_tokens:
+        token = live.encryptor.encrypt(token, grant.audiences)
+    return token, jti, exp
 
 
 def new_session(

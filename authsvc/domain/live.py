@@ -10,6 +10,7 @@ import logging
 from authsvc_client import AccessClaims, Requirements, verify_access_token
 
 from .clock import Clock
+from .encryption import Encryptor, generate_own_key
 from .kek import Kek
 from .keys import Keyring
 from .models import Revocation
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class LiveState:
-    def __init__(self, keyring: Keyring, policy: Policy, clock: Clock) -> None:
+    def __init__(self, keyring: Keyring, encryptor: Encryptor, policy: Policy, clock: Clock) -> None:
         self.keyring = keyring
+        self.encryptor = encryptor
         self.revocations = RevocationSet()
         self._policy = policy
         self._clock = clock
@@ -34,7 +36,7 @@ class LiveState:
         """Load the keys (creating the first one if there is none) and every
         revocation that still matters."""
         keyring = await _load_keyring(store, kek, policy, clock)
-        state = cls(keyring, policy, clock)
+        state = cls(keyring, await _load_encryptor(store, kek, clock), policy, clock)
         await state.sync_revocations(store)
         return state
 
@@ -80,6 +82,7 @@ class LiveState:
 
     async def reload_keys(self, store: Store, kek: Kek) -> None:
         self.keyring = await _load_keyring(store, kek, self._policy, self._clock)
+        self.encryptor = await _load_encryptor(store, kek, self._clock)
 
     def verify(self, token: str, requirements: Requirements) -> AccessClaims:
         """Verify's hot path: memory only, no I/O."""
@@ -91,6 +94,7 @@ class LiveState:
             now=self._clock.now(),
             leeway=self._policy.leeway,
             is_revoked=self.revocations.is_revoked,
+            decryption_keys=self.encryptor.decryption_keys,
         )
 
 
@@ -100,3 +104,11 @@ async def _load_keyring(store: Store, kek: Kek, policy: Policy, clock: Clock) ->
     if keyring is None:
         raise RuntimeError("no active signing key after creating one")
     return keyring
+
+
+async def _load_encryptor(store: Store, kek: Kek, clock: Clock) -> Encryptor:
+    own = [k for k in await store.encryption_keys() if k.state == "active"]
+    if not own:
+        await store.add_encryption_key(generate_own_key(kek, clock.now()))
+        own = [k for k in await store.encryption_keys() if k.state == "active"]
+    return Encryptor(own[0], kek, await store.audience_keys())

@@ -34,6 +34,8 @@ class Policy:
     #: long before it signs, longer than any verifier caches a key set.
     key_rotation_interval: int = 30 * 24 * 3600
     key_publish_lead: int = 3600
+    #: Nested JWT: every access token signed, then encrypted (see encryption.py).
+    encrypt_tokens: bool = False
     account_limit: Limit = field(default_factory=lambda: Limit(5, 900.0, 30.0, 3600.0))
     peer_limit: Limit = field(default_factory=lambda: Limit(50, 900.0, 30.0, 3600.0))
     mfa_limit: Limit = field(default_factory=lambda: Limit(10, 900.0, 60.0, 3600.0))

@@ -6,6 +6,7 @@ import uuid
 
 from authsvc.errors import InvalidArgument, PermissionDenied
 from authsvc_client import TokenRejected
+from authsvc_client._jwe import DecryptionError, decrypt_nested, is_encrypted
 from authsvc_client._verify import decode_access_token
 
 from . import credentials, validate
@@ -19,6 +20,11 @@ async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:
     already revoked token is not an error: the answer is 0 (section 2.2)."""
     validate.text(token, "token", validate.MAX_TOKEN)
     now = deps.clock.now()
+    if is_encrypted(token):
+        try:
+            token = decrypt_nested(token, deps.live.encryptor.decryption_keys)
+        except DecryptionError:
+            return 0
     if token.count(".") == 2:
         try:
             claims = decode_access_token(token, deps.live.keyring.verification_keys)

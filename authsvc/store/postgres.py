@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
+from authsvc.domain.encryption import AudienceKey
 from authsvc.domain.models import (
     Challenge,
     Client,
@@ -195,6 +196,42 @@ class PostgresStore:
             if inserted:
                 await conn.execute("SELECT pg_notify($1, '')", KEYS_CHANNEL)
             return inserted
+
+    @_translated
+    async def encryption_keys(self) -> list[StoredKey]:
+        rows = await self._pool.fetch("SELECT *, NULL AS activated_at, NULL AS retired_at FROM encryption_keys")
+        return [cv.stored_key(r) for r in rows]
+
+    @_translated
+    async def add_encryption_key(self, key: StoredKey) -> bool:
+        status = await self._pool.execute(
+            "INSERT INTO encryption_keys (kid, alg, state, public_jwk, kek_id, private_sealed, created_at)"
+            " VALUES ($1, $2, 'active', $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            key.kid, key.alg, key.public_jwk, key.kek_id, key.private_sealed, cv.ts(key.created_at),
+        )  # fmt: skip
+        return bool(status.endswith(" 1"))
+
+    @_translated
+    async def audience_keys(self) -> list[AudienceKey]:
+        rows = await self._pool.fetch("SELECT * FROM audience_keys ORDER BY audience")
+        return [AudienceKey(r["audience"], r["kid"], r["alg"], r["public_jwk"]) for r in rows]
+
+    @_translated
+    async def set_audience_key(self, key: AudienceKey, now: float) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO audience_keys (audience, kid, alg, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (audience) DO UPDATE SET kid = $2, alg = $3, public_jwk = $4, created_at = $5",
+                key.audience, key.kid, key.alg, key.public_jwk, cv.ts(now),
+            )  # fmt: skip
+            await conn.execute("SELECT pg_notify($1, '')", KEYS_CHANNEL)
+
+    @_translated
+    async def remove_audience_key(self, audience: str) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute("DELETE FROM audience_keys WHERE audience = $1", audience)
+            await conn.execute("SELECT pg_notify($1, '')", KEYS_CHANNEL)
+            return bool(status.endswith(" 1"))
 
     @_translated
     async def promote_next_key(self, kid: str, now: float) -> tuple[str, str] | None:
@@ -554,6 +591,7 @@ class PostgresStore:
 # Fixed names only: nothing here comes from input.
 _SEALED = (
     ("signing-key", "signing_keys", "kid", "kek_id", "private_sealed"),
+    ("encryption-key", "encryption_keys", "kid", "kek_id", "private_sealed"),
     ("totp", "totp_enrolments", "user_id", "kek_id", "secret_sealed"),
     ("refresh-grace", "refresh_tokens", "id", "grace_kek_id", "grace_sealed"),
 )

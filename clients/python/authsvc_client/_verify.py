@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._jose import JoseFormatError, b64url_decode, json_object, verify
+from ._jwe import DecryptionError, decrypt_nested, is_encrypted
 from ._keys import MAX_KID_LENGTH, VerificationKey
 
 #: Tokens longer than this are refused before any parsing.
@@ -238,14 +239,24 @@ def verify_access_token(
     now: float,
     leeway: int = DEFAULT_LEEWAY_SECONDS,
     is_revoked: RevocationCheck | None = None,
+    decryption_keys: Mapping[str, Any] | None = None,
 ) -> AccessClaims:
     """Accept an access token or raise :class:`TokenRejected`.
 
     ``issuer`` and ``requirements.audience`` are mandatory; ``leeway`` (default
-    30 s, capped at 300 s) applies to ``exp``, ``nbf`` and ``iat``.
+    30 s, capped at 300 s) applies to ``exp``, ``nbf`` and ``iat``. An
+    encrypted (nested) token needs its recipient's key in ``decryption_keys``
+    (kid -> jwcrypto JWK); the inner token then meets every rule above.
     """
     if not requirements.audience:
         raise ValueError("an audience is required")
+    if isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH and token.isascii() and is_encrypted(token):
+        if not decryption_keys:
+            raise _reject(Reason.MALFORMED)
+        try:
+            token = decrypt_nested(token, decryption_keys)
+        except DecryptionError as exc:
+            raise _reject(Reason.MALFORMED) from exc
     claims = _parse_claims(decode_signed(token, keys))
     check_claims(claims, issuer=issuer, requirements=requirements, now=now, leeway=leeway)
     if is_revoked is not None and is_revoked(claims):
