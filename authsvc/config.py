@@ -37,13 +37,13 @@ _LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """PEM files for the listener. With ``client_ca`` the listener asks for
-    client certificates (mTLS); ``require_client_cert`` makes them mandatory."""
+    """PEM files for the listener. With ``client_ca`` every client must present
+    a certificate that CA signed (mTLS). grpcio offers no "ask but do not
+    require" mode: a listener is either TLS or mTLS."""
 
     cert: Path
     key: Path
     client_ca: Path | None = None
-    require_client_cert: bool = True
 
     def read(self) -> tuple[bytes, bytes, bytes | None]:
         ca = self.client_ca.read_bytes() if self.client_ca else None
@@ -87,6 +87,7 @@ class Settings:
             reauth_age=reader.integer("AUTHSVC_REAUTH_AGE", 24 * 3600, 60, 365 * 24 * 3600),
             refresh_grace=reader.integer("AUTHSVC_REFRESH_GRACE", 0, 0, 60),
             encrypt_tokens=reader.flag("AUTHSVC_ENCRYPT_TOKENS"),
+            bind_to_cert=not reader.flag("AUTHSVC_NO_CERT_BINDING"),
             key_rotation_interval=reader.integer("AUTHSVC_KEY_ROTATION_INTERVAL", 30 * 24 * 3600, 0, 10 * 366 * 86400),
             key_publish_lead=reader.integer("AUTHSVC_KEY_PUBLISH_LEAD", 3600, 0, 7 * 24 * 3600),
             account_limit=Limit(
@@ -220,8 +221,7 @@ class _Reader:
             if ca is not None:
                 raise ConfigError("AUTHSVC_TLS_CLIENT_CA: needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY")
             return None
-        mode = self.choice("AUTHSVC_TLS_CLIENT_AUTH", "require", ("require", "optional"))
-        return TlsFiles(cert, key, ca, require_client_cert=mode == "require")
+        return TlsFiles(cert, key, ca)
 
     def listen(self, name: str, default: str) -> str:
         value = self._env.get(name) or default

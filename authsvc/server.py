@@ -85,7 +85,7 @@ class App:
             credentials = grpc.ssl_server_credentials(
                 [(key, cert)],
                 root_certificates=ca,
-                require_client_auth=ca is not None and settings.tls.require_client_cert,
+                require_client_auth=ca is not None,
             )
             self.port = server.add_secure_port(settings.listen, credentials)
         if self.port == 0:

@@ -27,20 +27,29 @@ def _metadata(context: Context, key: str) -> str | None:
 
 
 def call_info(context: Context) -> CallInfo:
+    thumbprint, san_uris = peer_certificate(context)
     return CallInfo(
         peer=context.peer() or "",
         user_agent=(_metadata(context, "user-agent") or "")[:_MAX_USER_AGENT],
-        cert_thumbprint=cert_thumbprint(context),
+        cert_thumbprint=thumbprint,
+        cert_san_uris=san_uris,
     )
 
 
-def cert_thumbprint(context: Context) -> str:
-    """base64url SHA-256 of the peer's DER certificate (RFC 8705 section 3.1)."""
+def peer_certificate(context: Context) -> tuple[str, tuple[str, ...]]:
+    """The peer's verified client certificate, as (base64url SHA-256 of its
+    DER, RFC 8705 section 3.1; its URI SANs). Empty without mTLS."""
     pem = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
     if pem is None:
-        return ""
-    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
-    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+        return "", ()
+    cert = x509.load_pem_x509_certificate(pem)
+    digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = tuple(sans.get_values_for_type(x509.UniformResourceIdentifier))
+    except x509.ExtensionNotFound:
+        uris = ()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode(), uris
 
 
 def bearer(context: Context) -> str | None:

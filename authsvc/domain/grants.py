@@ -69,6 +69,7 @@ def new_session(
         peer=call.peer,
         user_agent=call.user_agent,
         revoked_at=None,
+        cert_thumbprint=call.cert_thumbprint if deps.policy.bind_to_cert else "",
     )
     record, token = refresh_record(deps, session, scopes, now)
     return session, record, token
@@ -89,9 +90,9 @@ def refresh_record(
     return record, token
 
 
-def session_pair(
-    deps: Deps, session: Session, refresh_token: str, scopes: Sequence[str], call: CallInfo
-) -> TokenPair:
+def session_pair(deps: Deps, session: Session, refresh_token: str, scopes: Sequence[str]) -> TokenPair:
+    """Access token for the session (bound to the session's certificate, if
+    any) plus the given refresh token."""
     token, _, exp = access_token(
         deps,
         Grant(
@@ -103,7 +104,7 @@ def session_pair(
             amr=session.amr,
             acr=session.acr,
             session_id=session.id,
-            cert_thumbprint=call.cert_thumbprint,
+            cert_thumbprint=session.cert_thumbprint,
         ),
     )
     return TokenPair(

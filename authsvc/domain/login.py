@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 
 from authsvc.errors import InvalidCredentials
@@ -10,7 +11,7 @@ from . import credentials, guard, mfa, validate
 from .deps import Deps
 from .grants import access_token, narrow, new_session, session_pair
 from .kek import aad
-from .models import CallInfo, Challenge, MfaChallengeIssued, TokenPair, User
+from .models import CallInfo, Challenge, Client, MfaChallengeIssued, TokenPair, User
 from .tokens import Grant
 
 AMR_PASSWORD = ("pwd",)
@@ -67,7 +68,7 @@ async def issue_with_password(
     )  # fmt: skip
     await deps.store.create_session(session, record)
     await deps.store.audit("login_ok", now, subject=user.id, session_id=session.id, peer=call.peer)
-    return session_pair(deps, session, refresh, granted_scopes, call)
+    return session_pair(deps, session, refresh, granted_scopes)
 
 
 def _user_audiences(deps: Deps, user: User) -> tuple[str, ...]:
@@ -82,13 +83,19 @@ async def issue_with_client(
     scopes: Sequence[str],
     call: CallInfo,
 ) -> TokenPair:
-    """OAuth client credentials: an access token only, no session, no refresh token."""
+    """OAuth client credentials: an access token only, no session, no refresh
+    token. A client registered for mTLS (RFC 8705 section 2) proves itself with
+    its certificate and sends no secret."""
     validate.text(client_id, "client_id")
-    validate.text(client_secret, "client_secret", validate.MAX_SECRET)
+    if client_secret:
+        validate.text(client_secret, "client_secret", validate.MAX_SECRET)
     audiences, scopes = validate.names(audiences, "audience"), validate.names(scopes, "scope")
     now = deps.clock.now()
     client = await deps.store.client_by_id(client_id)
-    ok = credentials.matches(client_secret, client.secret_hash if client else b"\0" * 32)
+    if client is not None and (client.tls_san_uri or client.tls_thumbprint):
+        ok = not client_secret and _certificate_matches(client, call)
+    else:
+        ok = bool(client_secret) and credentials.matches(client_secret, client.secret_hash if client else b"\0" * 32)
     if client is None or not ok or client.disabled:
         await deps.store.audit("client_auth_failed", now, subject=client_id if client else "", peer=call.peer)
         raise InvalidCredentials()
@@ -102,12 +109,20 @@ async def issue_with_client(
             scopes=granted_scopes,
             client_id=client.id,
             auth_time=now,
-            amr=(),
+            amr=("mtls",) if client.tls_san_uri or client.tls_thumbprint else (),
             acr="",
-            cert_thumbprint=call.cert_thumbprint,
+            cert_thumbprint=call.cert_thumbprint if deps.policy.bind_to_cert else "",
         ),
     )
     return TokenPair(access_token=token, expires_in=exp - int(now), scopes=granted_scopes)
+
+
+def _certificate_matches(client: Client, call: CallInfo) -> bool:
+    if not call.cert_thumbprint:
+        return False
+    if client.tls_thumbprint:
+        return hmac.compare_digest(client.tls_thumbprint, call.cert_thumbprint)
+    return client.tls_san_uri in call.cert_san_uris
 
 
 async def challenge_mfa(
@@ -152,7 +167,7 @@ async def challenge_mfa(
         raise InvalidCredentials()
     await deps.store.release_throttle(mfa_key, reset=True)
     await deps.store.audit("mfa_ok", now, subject=challenge.user_id, session_id=session.id, peer=call.peer)
-    return session_pair(deps, session, refresh, challenge.scopes, call)
+    return session_pair(deps, session, refresh, challenge.scopes)
 
 
 def mfa_aad(user_id: str) -> bytes:

@@ -12,6 +12,7 @@ class CallInfo:
     peer: str = ""
     user_agent: str = ""
     cert_thumbprint: str = ""  # base64url SHA-256 of the client certificate, when mTLS
+    cert_san_uris: tuple[str, ...] = ()  # URI SANs of that certificate (SPIFFE IDs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class Client:
     scopes: tuple[str, ...]
     audiences: tuple[str, ...]
     disabled: bool
+    tls_san_uri: str | None = None
+    tls_thumbprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,7 @@ class Session:
     peer: str
     user_agent: str
     revoked_at: float | None
+    cert_thumbprint: str = ""  # tokens of this session are bound to this certificate
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,9 @@ class Policy:
     key_publish_lead: int = 3600
     #: Nested JWT: every access token signed, then encrypted (see encryption.py).
     encrypt_tokens: bool = False
+    #: RFC 8705: tokens issued over mTLS carry cnf.x5t#S256 and are useless
+    #: without the same certificate; refresh tokens likewise.
+    bind_to_cert: bool = True
     account_limit: Limit = field(default_factory=lambda: Limit(5, 900.0, 30.0, 3600.0))
     peer_limit: Limit = field(default_factory=lambda: Limit(50, 900.0, 30.0, 3600.0))
     mfa_limit: Limit = field(default_factory=lambda: Limit(10, 900.0, 60.0, 3600.0))

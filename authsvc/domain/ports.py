@@ -54,6 +54,9 @@ class Store(Protocol):
         scopes: Sequence[str],
         audiences: Sequence[str],
         now: float,
+        *,
+        tls_san_uri: str | None = None,
+        tls_thumbprint: str | None = None,
     ) -> None: ...
     async def client_by_id(self, client_id: str) -> Client | None: ...
     async def list_clients(self) -> list[Client]: ...

@@ -56,6 +56,10 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
             return RotateDecision(now, "rejected", reason="bad secret")
         if session.revoked_at is not None:
             return RotateDecision(now, "rejected", reason="session revoked")
+        if session.cert_thumbprint and session.cert_thumbprint != call.cert_thumbprint:
+            # A bound refresh token without its certificate: stolen, or the
+            # wrong connection. Refused, but not reuse: the holder lives on.
+            return RotateDecision(now, "rejected", reason="certificate")
         if record.used_at is not None:
             if policy.refresh_grace > 0 and now - record.used_at <= policy.refresh_grace and record.grace_sealed:
                 # The client lost our answer and retried: the same pair again.
@@ -76,7 +80,7 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
         if not set(scopes) <= set(record.scopes):
             return RotateDecision(now, "rejected", reason="scope")
         new_record, new_token = refresh_record(deps, session, record.scopes, now)
-        pair = session_pair(deps, session, new_token, scopes or record.scopes, call)
+        pair = session_pair(deps, session, new_token, scopes or record.scopes)
         out.append(pair)
         sealed = _seal_pair(deps, token_id, pair) if policy.refresh_grace > 0 else None
         return RotateDecision(

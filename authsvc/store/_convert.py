@@ -50,6 +50,8 @@ def client(row: Any) -> Client:
         scopes=tuple(row["scopes"]),
         audiences=tuple(row["audiences"]),
         disabled=row["disabled"],
+        tls_san_uri=row["tls_san_uri"],
+        tls_thumbprint=row["tls_thumbprint"],
     )
 
 
@@ -70,6 +72,7 @@ def session(row: Any) -> Session:
         peer=row["peer"],
         user_agent=row["user_agent"],
         revoked_at=epoch(row["revoked_at"]),
+        cert_thumbprint=row["cert_thumbprint"],
     )
 
 

@@ -165,11 +165,14 @@ class PostgresStore:
         scopes: Sequence[str],
         audiences: Sequence[str],
         now: float,
+        *,
+        tls_san_uri: str | None = None,
+        tls_thumbprint: str | None = None,
     ) -> None:
         await self._pool.execute(
-            "INSERT INTO clients (id, name, secret_hash, scopes, audiences, created_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            client_id, name, secret_hash, list(scopes), list(audiences), cv.ts(now),
+            "INSERT INTO clients (id, name, secret_hash, scopes, audiences, created_at, tls_san_uri, tls_thumbprint)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            client_id, name, secret_hash, list(scopes), list(audiences), cv.ts(now), tls_san_uri, tls_thumbprint,
         )  # fmt: skip
 
     @_translated
@@ -282,12 +285,12 @@ class PostgresStore:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO sessions (id, user_id, subject, audiences, scopes, amr, acr, auth_time,"
-                " created_at, expires_at, peer, user_agent)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                " created_at, expires_at, peer, user_agent, cert_thumbprint)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 uuid.UUID(session.id), uuid.UUID(session.user_id), session.subject,
                 list(session.audiences), list(session.scopes), list(session.amr), session.acr,
                 cv.ts(session.auth_time), cv.ts(session.created_at), cv.ts(session.expires_at),
-                session.peer, session.user_agent,
+                session.peer, session.user_agent, session.cert_thumbprint,
             )  # fmt: skip
             await _insert_token(conn, token)
 
@@ -496,11 +499,12 @@ class PostgresStore:
                 raise _CodeSpent()
             await conn.execute(
                 "INSERT INTO sessions (id, user_id, subject, audiences, scopes, amr, acr, auth_time,"
-                " created_at, expires_at, peer, user_agent)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                " created_at, expires_at, peer, user_agent, cert_thumbprint)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 uuid.UUID(session.id), uid, session.subject, list(session.audiences),
                 list(session.scopes), list(session.amr), session.acr, cv.ts(session.auth_time),
                 cv.ts(session.created_at), cv.ts(session.expires_at), session.peer, session.user_agent,
+                session.cert_thumbprint,
             )  # fmt: skip
             await _insert_token(conn, token)
             return True

@@ -1,0 +1,42 @@
+"""What the verb modules share."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from authsvc.config import Settings
+from authsvc.store.postgres import PostgresStore
+
+#: A verb's implementation: settings, a migrated store, the parsed arguments -> exit code.
+Handler = Callable[[Settings, PostgresStore, argparse.Namespace], Awaitable[int]]
+Verbs = Any  # argparse's _SubParsersAction, which typeshed keeps private
+
+
+def read_password(stdin: bool) -> str:
+    """From stdin when asked or when stdin is not a terminal; else a prompt,
+    twice. Never from argv, where every user of the machine can read it."""
+    if stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("passwords do not match")
+    return first
+
+
+async def find_user(store: PostgresStore, name: str) -> str | None:
+    user = await store.user_by_name(name)
+    if user is None:
+        print(f"error: no user {name!r}", file=sys.stderr)
+        return None
+    return user.id
+
+
+def when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

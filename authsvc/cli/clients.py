@@ -1,0 +1,58 @@
+"""``authsvc client add | list``"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from authsvc.config import Settings
+from authsvc.domain import credentials
+from authsvc.domain.clock import SystemClock
+from authsvc.errors import Conflict
+from authsvc.store.postgres import PostgresStore
+
+from ._common import Verbs
+
+
+async def _client_add(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    if not args.audience:
+        print("error: a client needs at least one --audience", file=sys.stderr)
+        return 2
+    mtls = bool(args.tls_san_uri or args.tls_thumbprint)
+    client_id = credentials.new_client_id()
+    # A certificate-authenticated client has no secret at all (RFC 8705 2.1).
+    secret = "" if mtls else credentials.new_client_secret()
+    try:
+        await store.create_client(
+            client_id, args.name, credentials.digest(secret) if secret else b"", args.scope, args.audience,
+            SystemClock().now(), tls_san_uri=args.tls_san_uri, tls_thumbprint=args.tls_thumbprint,
+        )  # fmt: skip
+    except Conflict:
+        print(f"error: client {args.name!r} (or its certificate) exists", file=sys.stderr)
+        return 1
+    print(f"client_id:     {client_id}")
+    if mtls:
+        print(f"authenticates with its certificate: {args.tls_san_uri or args.tls_thumbprint}")
+    else:
+        print(f"client_secret: {secret}")
+        print("the secret is shown only now; store it safely", file=sys.stderr)
+    return 0
+
+
+async def _client_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    for c in await store.list_clients():
+        print(f"{c.id}  {c.name:<24} aud={','.join(c.audiences)} scopes={','.join(c.scopes) or '-'}")
+    return 0
+
+
+def register(verbs: Verbs) -> None:
+    client = verbs.add_parser("client", help="manage service clients").add_subparsers(dest="action", required=True)
+    cadd = client.add_parser("add", help="add a client; prints its secret once")
+    cadd.add_argument("name")
+    cadd.add_argument("--scope", action="append", default=[], help="a scope the client may get (repeat)")
+    cadd.add_argument("--audience", action="append", default=[], help="an audience it may get (repeat)")
+    tls = cadd.add_mutually_exclusive_group()
+    tls.add_argument("--tls-san-uri", help="authenticate by mTLS certificate with this URI SAN (a SPIFFE ID)")
+    tls.add_argument("--tls-thumbprint", help="authenticate by mTLS certificate with this base64url SHA-256")
+    cadd.set_defaults(run=_client_add)
+    client.add_parser("list", help="list clients").set_defaults(run=_client_list)

@@ -1,0 +1,104 @@
+"""``authsvc user add | list | passwd | reset-mfa``"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from authsvc.config import Settings
+from authsvc.domain import accounts
+from authsvc.domain.clock import SystemClock
+from authsvc.domain.passwords import Passwords, check_new_password
+from authsvc.errors import Conflict
+from authsvc.store.postgres import PostgresStore
+
+from ._common import Verbs, find_user, read_password, when
+
+
+async def _user_add(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    password = read_password(args.password_stdin)
+    problem = check_new_password(password)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    passwords = Passwords(settings.argon2)
+    try:
+        pw_hash = await passwords.hash_async(password)
+    finally:
+        passwords.close()
+    try:
+        user_id = await store.create_user(args.name, pw_hash, args.scope, args.audience, SystemClock().now())
+    except Conflict:
+        print(f"error: user {args.name!r} exists", file=sys.stderr)
+        return 1
+    print(f"user {args.name} created, subject {user_id}")
+    return 0
+
+
+async def _user_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    for u in await store.list_users():
+        mfa = "mfa" if u.mfa_enrolled else "-"
+        print(f"{u.id}  {u.username:<24} {mfa:<4} scopes={','.join(u.scopes) or '-'}")
+    return 0
+
+
+async def _user_passwd(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    user_id = await find_user(store, args.name)
+    if user_id is None:
+        return 1
+    passwords = Passwords(settings.argon2)
+    try:
+        count = await accounts.change_password(
+            store, passwords, SystemClock(), settings.policy, user_id, read_password(args.password_stdin)
+        )
+    finally:
+        passwords.close()
+    print(f"password changed; {count} session(s) revoked")
+    return 0
+
+
+async def _user_reset_mfa(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    user_id = await find_user(store, args.name)
+    if user_id is None:
+        return 1
+    count = await accounts.reset_mfa(store, SystemClock(), settings.policy, user_id)
+    print(f"MFA removed; {count} session(s) revoked")
+    return 0
+
+
+async def _session_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    user_id = await find_user(store, args.user)
+    if user_id is None:
+        return 1
+    for s in await store.sessions_of(user_id, args.all):
+        last = when(s.last_refresh_at)
+        state = "revoked" if s.revoked_at else "live"
+        print(
+            f"{s.id}  {state:<7} login={when(s.auth_time)} last_refresh={last} refreshes={s.refresh_count}"
+            f" amr={','.join(s.amr)} peer={s.peer or '-'} agent={s.user_agent or '-'}"
+        )
+    return 0
+
+
+def register(verbs: Verbs) -> None:
+    user = verbs.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="add a user; the password is read from a prompt or stdin")
+    add.add_argument("name")
+    add.add_argument("--scope", action="append", default=[], help="a scope the user may get (repeat)")
+    add.add_argument("--audience", action="append", default=[], help="an audience beyond authsvc (repeat)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.set_defaults(run=_user_add)
+    user.add_parser("list", help="list users").set_defaults(run=_user_list)
+    passwd = user.add_parser("passwd", help="set a new password (read from a prompt or stdin); revokes all sessions")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    passwd.set_defaults(run=_user_passwd)
+    reset = user.add_parser("reset-mfa", help="remove the user's TOTP and recovery codes; revokes all sessions")
+    reset.add_argument("name")
+    reset.set_defaults(run=_user_reset_mfa)
+
+    session = verbs.add_parser("session", help="sessions").add_subparsers(dest="action", required=True)
+    slist = session.add_parser("list", help="a user's sessions")
+    slist.add_argument("user")
+    slist.add_argument("--all", action="store_true", help="include revoked sessions")
+    slist.set_defaults(run=_session_list)
