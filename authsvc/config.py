@@ -62,8 +62,11 @@ class Settings:
     argon2: Argon2Params = field(default_factory=Argon2Params)
     max_message_bytes: int = 64 * 1024
     shutdown_grace: float = 10.0
+    #: Revocations are read from the log by cursor this often whatever happens;
+    #: LISTEN/NOTIFY (when on) only makes them arrive sooner.
     reconcile_interval: float = 1.0
     key_reload_interval: float = 30.0
+    use_notify: bool = True
     log_level: str = "INFO"
 
     @classmethod
@@ -116,6 +119,9 @@ class Settings:
             ),
             max_message_bytes=reader.integer("AUTHSVC_MAX_MESSAGE_BYTES", 64 * 1024, 16 * 1024, 4 << 20),
             shutdown_grace=float(reader.integer("AUTHSVC_SHUTDOWN_GRACE", 10, 0, 300)),
+            reconcile_interval=reader.integer("AUTHSVC_RECONCILE_MS", 1000, 50, 60_000) / 1000,
+            key_reload_interval=float(reader.integer("AUTHSVC_KEY_RELOAD_INTERVAL", 30, 1, 3600)),
+            use_notify=not reader.flag("AUTHSVC_NO_NOTIFY"),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
         if settings.kek is not None:

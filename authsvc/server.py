@@ -92,8 +92,11 @@ class App:
             raise RuntimeError(f"cannot listen on {settings.listen}")
         await server.start()
 
-        self._listener = Listener(self._dsn, {NOTIFY_CHANNEL: self._wake.set, KEYS_CHANNEL: self._keys_changed.set})
-        self._listener.start()
+        if settings.use_notify:
+            self._listener = Listener(
+                self._dsn, {NOTIFY_CHANNEL: self._wake.set, KEYS_CHANNEL: self._keys_changed.set}
+            )
+            self._listener.start()
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
         self._tasks.append(asyncio.create_task(self._keys_loop(), name="keys"))
         if settings.http_listen:

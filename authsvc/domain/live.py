@@ -46,6 +46,8 @@ class LiveState:
         entries = await store.revocations_after(self.revocations.cursor, self.revocations.gaps, now)
         fresh = self.revocations.apply(entries, now)
         self.revocations.prune(now)
+        if fresh:
+            log.debug("applied revocations %s (cursor %d)", [e.seq for e in fresh], self.revocations.cursor)
         for queue in list(self._subscribers):
             for entry in fresh:
                 try:
