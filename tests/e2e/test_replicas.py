@@ -70,7 +70,7 @@ async def propagation(servers: list[Server], client_id: str, secret: str, count:
             delays += await asyncio.gather(*(until_revoked(s, token, since) for s in stubs[1:]))
     finally:
         for ch in channels:
-            await ch.close()
+            await ch.close(None)
     return delays
 
 
