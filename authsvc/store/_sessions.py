@@ -1,0 +1,169 @@
+"""Sessions, refresh-token rotation and the revocation log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from authsvc.domain.models import (
+    RefreshTokenRecord,
+    Revocation,
+    Session,
+)
+from authsvc.domain.ports import RotateDecision
+
+from . import _convert as cv
+from ._base import NOTIFY_CHANNEL, Base, notify, translated
+
+
+class SessionsMixin(Base):
+    # sessions and refresh tokens ------------------------------------------
+
+    @translated
+    async def create_session(self, session: Session, token: RefreshTokenRecord) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO sessions (id, user_id, subject, audiences, scopes, amr, acr, auth_time,"
+                " created_at, expires_at, peer, user_agent, cert_thumbprint)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                uuid.UUID(session.id), uuid.UUID(session.user_id), session.subject,
+                list(session.audiences), list(session.scopes), list(session.amr), session.acr,
+                cv.ts(session.auth_time), cv.ts(session.created_at), cv.ts(session.expires_at),
+                session.peer, session.user_agent, session.cert_thumbprint,
+            )  # fmt: skip
+            await insert_token(conn, token)
+
+    @translated
+    async def session(self, session_id: str) -> Session | None:
+        row = await self._pool.fetchrow("SELECT * FROM sessions WHERE id = $1", uuid.UUID(session_id))
+        return None if row is None else cv.session(row)
+
+    @translated
+    async def sessions_of(self, subject: str, include_revoked: bool) -> list[Session]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM sessions WHERE subject = $1 AND ($2 OR revoked_at IS NULL) ORDER BY created_at",
+            subject, include_revoked,
+        )  # fmt: skip
+        return [cv.session(r) for r in rows]
+
+    @translated
+    async def refresh_token(self, token_id: str) -> tuple[RefreshTokenRecord, Session] | None:
+        row = await self._pool.fetchrow("SELECT * FROM refresh_tokens WHERE id = $1", token_id)
+        if row is None:
+            return None
+        srow = await self._pool.fetchrow("SELECT * FROM sessions WHERE id = $1", row["session_id"])
+        assert srow is not None  # a foreign key guarantees it
+        return cv.refresh_token(row), cv.session(srow)
+
+    @translated
+    async def rotate_refresh(
+        self, token_id: str, decide: Callable[[RefreshTokenRecord, Session], RotateDecision]
+    ) -> RotateDecision | None:
+        """Lock the token and its session, let the domain decide, apply it, all
+        in one transaction: two uses of one token serialise on the row lock,
+        and the second sees the first one's ``used_at``."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM refresh_tokens WHERE id = $1 FOR UPDATE", token_id)
+            if row is None:
+                return None
+            srow = await conn.fetchrow("SELECT * FROM sessions WHERE id = $1 FOR UPDATE", row["session_id"])
+            assert srow is not None  # a foreign key guarantees it
+            decision = decide(cv.refresh_token(row), cv.session(srow))
+            if decision.revoke_session_until is not None:
+                await revoke_session_in(conn, srow["id"], decision.revoke_session_until, decision.now)
+            if decision.new_token is not None:
+                new = decision.new_token
+                kek_id, sealed = decision.grace_sealed or (None, None)
+                await conn.execute(
+                    "UPDATE refresh_tokens SET used_at = $2, replaced_by = $3, grace_kek_id = $4,"
+                    " grace_sealed = $5 WHERE id = $1",
+                    token_id, cv.ts(decision.now), new.id, kek_id, sealed,
+                )  # fmt: skip
+                await insert_token(conn, new)
+                await conn.execute(
+                    "UPDATE sessions SET last_refresh_at = $2, refresh_count = refresh_count + 1,"
+                    " peer = $3, user_agent = $4 WHERE id = $1",
+                    srow["id"], cv.ts(decision.now), decision.peer, decision.user_agent,
+                )  # fmt: skip
+            return decision
+
+    # revocation ------------------------------------------------------------
+
+    @translated
+    async def revoke_session(self, session_id: str, now: float, expires_at: float) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await revoke_session_in(conn, uuid.UUID(session_id), expires_at, now)
+
+    @translated
+    async def revoke_subject(self, subject: str, now: float, expires_at: float) -> int:
+        """Revoke every live session of ``subject`` and cut its session-less tokens."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await revoke_subject_in(conn, subject, now, expires_at)
+
+    @translated
+    async def revoke_jti(self, jti: str, now: float, expires_at: float) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await append_revocation(conn, "jti", jti, now, expires_at)
+
+    @translated
+    async def revocations_after(self, cursor: int, gaps: Sequence[int], now: float) -> list[Revocation]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM revocations WHERE (seq > $1 OR seq = ANY($2::bigint[])) AND expires_at > $3"
+            " ORDER BY seq",
+            cursor, list(gaps), cv.ts(now),
+        )  # fmt: skip
+        return [cv.revocation(r) for r in rows]
+
+    @translated
+    async def forget_grace_pairs(self, used_before: float) -> None:
+        """Drop sealed successor pairs once their grace window is over."""
+        await self._pool.execute(
+            "UPDATE refresh_tokens SET grace_kek_id = NULL, grace_sealed = NULL"
+            " WHERE grace_sealed IS NOT NULL AND used_at < $1",
+            cv.ts(used_before),
+        )
+
+    @translated
+    async def prune_revocations(self, now: float) -> int:
+        status = await self._pool.execute("DELETE FROM revocations WHERE expires_at <= $1", cv.ts(now))
+        return int(status.split()[-1])
+
+
+async def insert_token(conn: Any, token: RefreshTokenRecord) -> None:
+    await conn.execute(
+        "INSERT INTO refresh_tokens (id, session_id, secret_hash, scopes, created_at, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        token.id, uuid.UUID(token.session_id), token.secret_hash, list(token.scopes),
+        cv.ts(token.created_at), cv.ts(token.expires_at),
+    )  # fmt: skip
+
+
+
+async def append_revocation(conn: Any, kind: str, value: str, now: float, expires_at: float) -> None:
+    await conn.execute(
+        "INSERT INTO revocations (kind, value, revoked_at, expires_at) VALUES ($1, $2, $3, $4)",
+        kind, value, cv.ts(now), cv.ts(expires_at),
+    )  # fmt: skip
+    # A latency shortcut only: readers also reconcile by cursor on a timer.
+    await notify(conn, NOTIFY_CHANNEL)
+
+
+
+async def revoke_subject_in(conn: Any, subject: str, now: float, expires_at: float) -> int:
+    rows = await conn.fetch("SELECT id FROM sessions WHERE subject = $1 AND revoked_at IS NULL FOR UPDATE", subject)
+    for row in rows:
+        await revoke_session_in(conn, row["id"], expires_at, now)
+    await append_revocation(conn, "subject", subject, now, expires_at)
+    return len(rows)
+
+
+
+async def revoke_session_in(conn: Any, session_id: uuid.UUID, expires_at: float, now: float) -> bool:
+    status = await conn.execute(
+        "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", session_id, cv.ts(now)
+    )
+    if not status.endswith(" 1"):
+        return False
+    await append_revocation(conn, "session", str(session_id), now, expires_at)
+    return True
