@@ -67,10 +67,13 @@ class Settings:
     reconcile_interval: float = 1.0
     key_reload_interval: float = 30.0
     use_notify: bool = True
+    allow_dev_kek: bool = False
     log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, serving: bool = True) -> Settings:
+        """Read and check every setting. ``serving=False`` (the admin commands,
+        which open no listener) skips the rule against plaintext listeners."""
         env = os.environ if env is None else env
         reader = _Reader(env)
         policy = Policy(
@@ -128,19 +131,27 @@ class Settings:
             parse_kek(settings.kek)  # fail at start, not at the first secret
         tls = reader.tls()
         host = settings.listen.rpartition(":")[0]
-        if tls is None and host not in _LOOPBACK and not reader.flag("AUTHSVC_INSECURE_PLAINTEXT"):
+        plaintext_ok = reader.flag("AUTHSVC_INSECURE_PLAINTEXT")
+        if serving and tls is None and host not in _LOOPBACK and not plaintext_ok:
             # Tokens and passwords must never cross a network in clear.
             raise ConfigError(
                 "AUTHSVC_LISTEN: a non-loopback address needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY "
                 "(or AUTHSVC_INSECURE_PLAINTEXT=true behind a TLS-terminating proxy)"
             )
         http = reader.listen("AUTHSVC_HTTP_LISTEN", "") if env.get("AUTHSVC_HTTP_LISTEN") else None
-        return replace(settings, tls=tls, http_listen=http)
+        return replace(settings, tls=tls, http_listen=http, allow_dev_kek=reader.flag("AUTHSVC_ALLOW_DEV_KEK"))
 
     def load_kek(self) -> Kek:
-        """The configured KEK, or a development key kept in the data folder."""
+        """The configured KEK, or a development key kept in the data folder.
+        The development key is for the embedded database only: next to a real
+        database it would leave every sealed secret one file away from clear."""
         if self.kek is not None:
             return parse_kek(self.kek)
+        if self.database_url and not self.allow_dev_kek:
+            raise ConfigError(
+                "AUTHSVC_KEK: required with AUTHSVC_DATABASE_URL "
+                "(AUTHSVC_ALLOW_DEV_KEK=true uses a development key kept in AUTHSVC_DATA_DIR)"
+            )
         path = self.data_dir / DEV_KEK_FILE
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -49,12 +49,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(serving=args.verb == "serve")
     except ConfigError as exc:
         print(f"authsvc: bad setting: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    url, embedded = _database_url(settings)
+    try:
+        url, embedded = _database_url(settings)
+    except RuntimeError as exc:  # no URL and no embedded PostgreSQL installed
+        print(f"authsvc: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.verb == "serve":
             from authsvc.server import serve  # grpc is only needed here
@@ -64,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verb == "migrate":
             return asyncio.run(_with_store(url, _report_migrated))
         return asyncio.run(_with_store(url, lambda store: args.run(settings, store, args)))
+    except ConfigError as exc:
+        print(f"authsvc: bad setting: {exc}", file=sys.stderr)
+        return 2
     except AuthError as exc:
         print(f"authsvc: {exc.message}", file=sys.stderr)
         return 1

@@ -74,7 +74,9 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
             return RotateDecision(now, "rejected", reason="reauth")
         # Stored times have microsecond precision; a millisecond of slack keeps
         # "exactly the interval later" from reading as too soon.
-        since = now - (session.last_refresh_at or session.created_at)
+        # Between refreshes only: a refresh right after login (to narrow the
+        # scopes, say) is normal; a storm of refreshes is not.
+        since = now - session.last_refresh_at if session.last_refresh_at is not None else float("inf")
         if since + 0.001 < policy.refresh_min_interval:
             return RotateDecision(now, "rejected", reason="too soon", retry_after=policy.refresh_min_interval - since)
         if not set(scopes) <= set(record.scopes):

@@ -44,9 +44,12 @@ def mint_access_token(
         "client_id": grant.client_id,
         "scope": " ".join(grant.scopes),
         "auth_time": int(grant.auth_time),
-        "amr": list(grant.amr),
-        "acr": grant.acr,
     }
+    # Only what applies: a service client has no authentication methods to name.
+    if grant.amr:
+        claims["amr"] = list(grant.amr)
+    if grant.acr:
+        claims["acr"] = grant.acr
     if grant.session_id:
         claims["sid"] = grant.session_id
     if grant.cert_thumbprint:
