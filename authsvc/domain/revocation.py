@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from authsvc_client import AccessClaims
+from authsvc_client._revocations import RevocationSet as Rules
 
 from .models import Revocation
 
@@ -21,15 +22,16 @@ GAP_TIMEOUT_SECONDS = 60.0
 
 
 class RevocationSet:
+    """The client package's revocation rules (one implementation for Verify
+    and for every service's local verifier), plus the cursor and its holes."""
+
     def __init__(self) -> None:
-        self._jtis: dict[str, float] = {}
-        self._sessions: dict[str, float] = {}
-        self._subjects: dict[str, tuple[float, float]] = {}  # revoked_at, expires_at
+        self._rules = Rules()
         self.cursor = 0
         self._gaps: dict[int, float] = {}  # missing seq -> when first missed
 
     def __len__(self) -> int:
-        return len(self._jtis) + len(self._sessions) + len(self._subjects)
+        return len(self._rules)
 
     @property
     def gaps(self) -> list[int]:
@@ -48,34 +50,13 @@ class RevocationSet:
                     self._gaps[missing] = now
                 self.cursor = entry.seq
             fresh.append(entry)
-            self._add(entry)
+            self._rules.add(entry)
         return fresh
-
-    def _add(self, entry: Revocation) -> None:
-        if entry.kind == "jti":
-            self._jtis[entry.value] = max(entry.expires_at, self._jtis.get(entry.value, 0.0))
-        elif entry.kind == "session":
-            self._sessions[entry.value] = max(entry.expires_at, self._sessions.get(entry.value, 0.0))
-        elif entry.kind == "subject":
-            old_at, old_exp = self._subjects.get(entry.value, (0.0, 0.0))
-            self._subjects[entry.value] = (max(old_at, entry.revoked_at), max(old_exp, entry.expires_at))
 
     def prune(self, now: float) -> None:
         """Forget what no live token can match, and holes too old to fill."""
-        self._jtis = {k: v for k, v in self._jtis.items() if v > now}
-        self._sessions = {k: v for k, v in self._sessions.items() if v > now}
-        self._subjects = {k: v for k, v in self._subjects.items() if v[1] > now}
+        self._rules.prune(now)
         self._gaps = {k: v for k, v in self._gaps.items() if now - v < GAP_TIMEOUT_SECONDS}
 
     def is_revoked(self, claims: AccessClaims) -> bool:
-        if claims.jti in self._jtis:
-            return True
-        if claims.sid:
-            # Tokens of a user session are cut by their session; revoking a
-            # subject revokes each of its sessions by id.
-            return claims.sid in self._sessions
-        # Session-less tokens (service clients) are cut by subject and time.
-        # iat has one-second precision, so a token minted in the second of the
-        # revocation is revoked too: the safe side of the tie.
-        cut = self._subjects.get(claims.sub)
-        return cut is not None and claims.iat <= cut[0]
+        return self._rules.is_revoked(claims)

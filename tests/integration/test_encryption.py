@@ -96,7 +96,7 @@ async def test_a_registered_audience_decrypts_locally_with_an_independent_librar
     # The service can also use the shared rules with its key.
     local = verify_access_token(
         token, keys=KeySet.from_jwks(jwks), issuer="authsvc-test",
-        requirements=Requirements(audience=audience), now=clock.now(), decryption_keys={kid: private},
+        requirements=Requirements(audience=audience), now=app.clock.now(), decryption_keys={kid: private},
     )  # fmt: skip
     assert local.sub == client.id
     # authsvc itself cannot read what it encrypted to someone else.

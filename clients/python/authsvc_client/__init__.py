@@ -1,13 +1,42 @@
 """authsvc-client: what an internal service needs to use authsvc.
 
-The generated stubs (``authsvc_client.pb``, ``authsvc_client.grpc``) and the
-rules for accepting an access token, shared with authsvc's own Verify.
+The generated stubs (``authsvc_client.pb``, ``authsvc_client.grpc``); the
+rules for accepting an access token, shared with authsvc's own Verify;
+:class:`AuthClient` and :class:`AsyncAuthClient` (one method per RPC);
+:class:`TokenVerifier` (local verification with a revocation stream); server
+interceptors that admit calls by token and scope; and call credentials that
+keep a service's own token fresh.
 """
 
+from ._aio_client import AsyncAuthClient
+from ._client import DEFAULT_TIMEOUT, AuthClient
+from ._credentials import AsyncClientCredentialsAuth, ClientCredentialsAuth
+from ._errors import (
+    AuthsvcError,
+    InvalidCredentials,
+    PermissionDenied,
+    ReauthRequired,
+    Throttled,
+    Unavailable,
+    VerifierUnavailable,
+)
+from ._interceptors import AsyncAuthServerInterceptor, AuthServerInterceptor, current_claims
 from ._jose import SIGNING_ALGORITHMS
 from ._keys import KeySet, VerificationKey
+from ._models import (
+    ClientCredential,
+    MfaChallenge,
+    MfaEnrolment,
+    PasswordCredential,
+    RevocationEvent,
+    SessionInfo,
+    TokenPair,
+    VerifyResult,
+)
 from ._proto import auth_pb2 as pb
 from ._proto import auth_pb2_grpc as grpc
+from ._retry import RetryPolicy
+from ._verifier import TokenVerifier, VerifierStats
 from ._verify import (
     DEFAULT_LEEWAY_SECONDS,
     MAX_TOKEN_LENGTH,
@@ -20,14 +49,40 @@ from ._verify import (
 
 __all__ = [
     "DEFAULT_LEEWAY_SECONDS",
+    "DEFAULT_TIMEOUT",
     "MAX_TOKEN_LENGTH",
     "SIGNING_ALGORITHMS",
     "AccessClaims",
+    "AsyncAuthClient",
+    "AsyncAuthServerInterceptor",
+    "AsyncClientCredentialsAuth",
+    "AuthClient",
+    "AuthServerInterceptor",
+    "AuthsvcError",
+    "ClientCredential",
+    "ClientCredentialsAuth",
+    "InvalidCredentials",
     "KeySet",
+    "MfaChallenge",
+    "MfaEnrolment",
+    "PasswordCredential",
+    "PermissionDenied",
     "Reason",
+    "ReauthRequired",
     "Requirements",
+    "RetryPolicy",
+    "RevocationEvent",
+    "SessionInfo",
+    "Throttled",
+    "TokenPair",
     "TokenRejected",
+    "TokenVerifier",
+    "Unavailable",
     "VerificationKey",
+    "VerifierStats",
+    "VerifierUnavailable",
+    "VerifyResult",
+    "current_claims",
     "grpc",
     "pb",
     "verify_access_token",
