@@ -71,6 +71,12 @@ class App:
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
+                # Long-lived WatchRevocations streams: ping idle peers so a
+                # dead one is noticed, and let clients ping us too.
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.keepalive_timeout_ms", 10_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ]
         )
         add_to_server(AuthServicer(self.deps, self.metrics), server)

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from authsvc.domain import enrolment, login, refresh, revoke, sessions, watch
+from authsvc.domain import enrolment, login, refresh, revoke, sessions, validate, watch
 from authsvc.domain.deps import Deps
 from authsvc.domain.models import TokenPair
 from authsvc.errors import AuthError, InvalidArgument
@@ -96,6 +96,10 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             raise InvalidArgument("token is too long")
         if not request.audience:
             raise InvalidArgument("audience is required")
+        validate.text(request.audience, "audience")
+        validate.names(request.required_scope, "required_scope")
+        if len(request.cert_thumbprint) > 128:
+            raise InvalidArgument("cert_thumbprint is too long")
         if request.max_auth_age_seconds < 0:
             raise InvalidArgument("max_auth_age_seconds must not be negative")
         requirements = Requirements(
@@ -163,6 +167,9 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             await abort_with(context, InvalidArgument("malformed request"))
             return
         try:
+            # Initial metadata at once: the watcher knows the stream is up even
+            # when there is nothing to send (its local cache is then current).
+            await context.send_initial_metadata((("authsvc-watch", "ready"),))
             async for entry, resume in watch.revocations(self._deps, request.cursor):
                 yield convert.revocation_event(entry, resume)
         except AuthError as exc:
