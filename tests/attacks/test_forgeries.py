@@ -57,3 +57,26 @@ async def test_verify_rpc_refuses_oversize_before_parsing(material: Material, st
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.Verify(pb.VerifyRequest(token=OVERSIZE.forge(material), audience="orders"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_token_verifier_refuses_every_forgery(material: Material, app, clock):
+    """The local TokenVerifier (with its cache warm on the genuine token) under
+    the same table: a cache never turns a forgery into a hit."""
+    from authsvc_client import AsyncAuthClient, TokenVerifier
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        verifier = TokenVerifier(AsyncAuthClient(channel), issuer="authsvc-test", clock=clock.now, stream_settle=0.05)
+        await verifier.start()
+        try:
+            await verifier.verify(material.token, Requirements(audience="orders"))  # warm the cache
+            for case in [*CASES, OVERSIZE]:
+                token = case.forge(material)
+                clock.advance(case.later)
+                try:
+                    with pytest.raises(TokenRejected) as rejected:
+                        await verifier.verify(token, Requirements(audience=case.audience, scopes=case.scopes))
+                finally:
+                    clock.advance(-case.later)
+                assert rejected.value.reason is case.reason, case.name
+        finally:
+            await verifier.close()
