@@ -1,4 +1,5 @@
-"""Running `authsvc serve` as a real process for the end-to-end tests."""
+"""Real processes for the end-to-end tests: `authsvc serve`, the example
+services, the CLI. One launcher, used by every e2e module."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+BIN = Path(sys.executable).parent  # the venv's bin: authsvc and grpcurl sit beside python
 AUTHSVC = BIN / "authsvc"
-LISTENING = re.compile(r"^authsvc listening on (\S+):(\d+)$")
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
-TEST_KEK = "e2e:" + "C" * 43
+LISTENING = re.compile(rb"listening on (\S+:\d+)$")
+START_TIMEOUT = 30.0  # seconds for a process to print its address
+STOP_TIMEOUT = 15.0  # seconds for a graceful exit after SIGTERM
+CALL_TIMEOUT = 60.0  # seconds for one CLI run
+TEST_KEK = "e2e:" + "C" * 43  # 32 fixed bytes: tests only
 
 
 def server_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """This environment without any AUTHSVC_* of the caller's, plus a test set-up."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSVC_")}
     env.update(
         AUTHSVC_DATABASE_URL=database_url,
@@ -34,45 +37,63 @@ def server_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str
     return env
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen[str]
-    addr: str
-
-    def stop(self) -> int:
-        """SIGTERM, then a bounded wait; SIGKILL if it does not go."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT)
-        return self.process.returncode
-
-
-def start_server(env: Mapping[str, str], log: Path) -> Server:
-    """Start `authsvc serve`; wait (bounded) for the line naming its port."""
-    errors = log.open("w")
-    process = subprocess.Popen(
-        [str(AUTHSVC), "serve"], env=dict(env), stdout=subprocess.PIPE, stderr=errors, text=True
+def cli(env: Mapping[str, str], *args: str, stdin: str | None = None) -> str:
+    """Run `authsvc ARGS...`; its stdout, or an assertion with its stderr."""
+    done = subprocess.run(
+        [str(AUTHSVC), *args], input=stdin, env=env, capture_output=True, text=True, timeout=CALL_TIMEOUT, check=False
     )
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + START_TIMEOUT
+    assert done.returncode == 0, f"authsvc {' '.join(args[:2])} exited {done.returncode}: {done.stderr}"
+    return done.stdout
+
+
+def _address(proc: subprocess.Popen[bytes], name: str, log: Path) -> str:
+    """Read stdout until the "listening on HOST:PORT" line, for at most START_TIMEOUT."""
+    assert proc.stdout is not None
+    deadline, buffer = time.monotonic() + START_TIMEOUT, b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if found := LISTENING.search(line.strip()):
+                    return found.group(1).decode()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise AssertionError(f"{name} did not report its address in {START_TIMEOUT}s:\n{log.read_text()}")
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise AssertionError(f"{name} exited ({proc.wait(STOP_TIMEOUT)}) before listening:\n{log.read_text()}")
+            buffer += chunk
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM and a bounded wait for the graceful exit; SIGKILL after that."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+    return proc.returncode
+
+
+@contextmanager
+def running(argv: list[str], env: Mapping[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A process that prints "... listening on HOST:PORT": (process, address).
+    Stopped with SIGTERM on the way out if the test did not stop it."""
+    with log.open("ab") as err:
+        proc = subprocess.Popen(argv, env=dict(env), stdout=subprocess.PIPE, stderr=err)
+    assert proc.stdout is not None
     try:
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=deadline - time.monotonic()):
-                break
-            line = process.stdout.readline()
-            if not line:
-                break
-            match = LISTENING.match(line.strip())
-            if match:
-                return Server(process, f"{match.group(1)}:{match.group(2)}")
+        yield proc, _address(proc, Path(argv[0]).name + " " + " ".join(argv[1:2]), log)
     finally:
-        selector.close()
-    process.kill()
-    process.wait()
-    raise AssertionError(f"authsvc serve did not start: {log.read_text()[-2000:]}")
+        stop(proc)
+        proc.stdout.close()
+
+
+@contextmanager
+def serving(env: Mapping[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`authsvc serve` on the address in ``env``."""
+    with running([str(AUTHSVC), "serve"], env, log) as started:
+        yield started

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +19,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from authsvc_client import AsyncAuthClient, PasswordCredential, TokenPair
 
 from ..support import create_database, drop_database
+from .procs import BIN, cli, running
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 EXAMPLE = REPO / "examples" / "downstream" / "service.py"
 KEK = "example:" + "C" * 43  # 32 fixed bytes: tests only
-START_TIMEOUT = 30.0
 PASSWORD = "correct horse battery staple"
-LISTENING = re.compile(rb"listening on (\S+:\d+)$")
 LOCAL = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
 
 
@@ -45,50 +40,7 @@ class Deployment:
     bob: str
 
 
-def _cli(env: Mapping[str, str], *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [str(BIN / "authsvc"), *args], input=stdin, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, f"authsvc {' '.join(args[:2])} exited {done.returncode}: {done.stderr}"
-    return done.stdout
-
-
-def _address(proc: subprocess.Popen[bytes], name: str, log: Path) -> str:
-    """Read stdout lines until the "listening" one, for at most START_TIMEOUT."""
-    assert proc.stdout is not None
-    deadline, buffer = time.monotonic() + START_TIMEOUT, b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if found := LISTENING.search(line):
-                    return found.group(1).decode()
-            if time.monotonic() > deadline or not selector.select(deadline - time.monotonic()):
-                raise AssertionError(f"{name} did not start:\n{log.read_text()}")
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise AssertionError(f"{name} exited ({proc.wait(10)}):\n{log.read_text()}")
-            buffer += chunk
-
-
-@contextmanager
-def running(argv: list[str], env: Mapping[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A process that prints "... listening on HOST:PORT"; stopped with SIGTERM."""
-    with log.open("ab") as err:
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err)
-    assert proc.stdout is not None
-    try:
-        yield proc, _address(proc, argv[1], log)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        proc.stdout.close()
+_cli = cli
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import selectors
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -26,17 +22,14 @@ from typing import Any
 import pytest
 
 from ..support import create_database, drop_database
+from .procs import BIN, STOP_TIMEOUT, cli, serving
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent  # the venv's bin: authsvc and grpcurl sit beside python
-AUTHSVC = BIN / "authsvc"
 GRPCURL = BIN / "grpcurl"
 
-START_TIMEOUT = 30.0  # seconds for `authsvc serve` to print its port
-STOP_TIMEOUT = 15.0  # seconds for a graceful exit after SIGTERM
-CALL_TIMEOUT = 30.0  # seconds for one CLI or grpcurl run
+CALL_TIMEOUT = 30.0  # seconds for one grpcurl run
 UNAUTHENTICATED_EXIT = 64 + 16  # grpcurl exits 64 + the gRPC status code
 
 KEK = "e2e:" + "B" * 43  # 32 fixed bytes: tests only
@@ -45,7 +38,6 @@ KEK = "e2e:" + "B" * 43  # 32 fixed bytes: tests only
 # every 2 s, counted from the login).
 WALKTHROUGH_ENV: dict[str, str] = {}  # the walk-through runs on the defaults
 USER, PASSWORD = "alice", "correct horse battery staple"
-LISTENING = re.compile(r"^authsvc listening on (\S+):(\d+)$")
 
 # The CLI steps of the README, as arguments of .venv/bin/authsvc.
 USER_ADD = ("user", "add", USER, "--scope", "read", "--audience", "orders", "--password-stdin")
@@ -119,50 +111,7 @@ def _env(database_url: str, data_dir: Path) -> dict[str, str]:
 
 
 def _authsvc(env: Mapping[str, str], *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [str(AUTHSVC), *args], input=stdin, env=env, capture_output=True, text=True, timeout=CALL_TIMEOUT, check=False
-    )
-    assert done.returncode == 0, f"authsvc {' '.join(args)} exited {done.returncode}: {done.stderr}"
-    return done.stdout
-
-
-def _await_port(proc: subprocess.Popen[bytes], log: Path) -> str:
-    """Read stdout until the "listening" line, for at most START_TIMEOUT."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT
-    buffer = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                found = LISTENING.match(line.decode())
-                if found:
-                    return f"{found.group(1)}:{found.group(2)}"
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"authsvc did not report its port in {START_TIMEOUT}s:\n{log.read_text()}")
-            if selector.select(remaining):
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                if not chunk:
-                    proc.wait(timeout=STOP_TIMEOUT)
-                    raise AssertionError(f"authsvc exited ({proc.returncode}) before listening:\n{log.read_text()}")
-                buffer += chunk
-
-
-@contextmanager
-def serving(env: Mapping[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """``authsvc serve`` on a free port; killed on the way out if still running."""
-    with log.open("ab") as err:
-        proc = subprocess.Popen([str(AUTHSVC), "serve"], env=env, stdout=subprocess.PIPE, stderr=err, bufsize=0)
-    try:
-        yield proc, _await_port(proc, log)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
-        assert proc.stdout is not None
-        proc.stdout.close()
+    return cli(env, *args, stdin=stdin)
 
 
 def grpcurl(call: Call, values: Mapping[str, str]) -> subprocess.CompletedProcess[str]:

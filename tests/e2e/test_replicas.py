@@ -5,6 +5,7 @@ Then the same with LISTEN/NOTIFY off: the reconcile by cursor alone."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
 
 from ..support import create_database, drop_database
-from .procs import Server, server_env, start_server
+from .procs import server_env, serving, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -42,10 +43,10 @@ async def replica_db(admin_url) -> AsyncIterator[tuple[str, str, str]]:
     await drop_database(admin_url, url)
 
 
-async def propagation(servers: list[Server], client_id: str, secret: str, count: int) -> list[float]:
+async def propagation(addrs: list[str], client_id: str, secret: str, count: int) -> list[float]:
     """Seconds from a Revoke answered by servers[0] until every other server's
     Verify says REVOKED, one sample per (revoke, other server)."""
-    channels = [grpc.aio.insecure_channel(s.addr) for s in servers]
+    channels = [grpc.aio.insecure_channel(addr) for addr in addrs]
     stubs = [pb_grpc.AuthServiceStub(ch) for ch in channels]
     cred = pb.IssueRequest(client=pb.ClientCredential(client_id=client_id, client_secret=secret))
     delays: list[float] = []
@@ -97,13 +98,13 @@ async def test_revoke_on_one_replica_is_honoured_by_the_others(replica_db, tmp_p
     url, client_id, secret = replica_db
     # Without notices only the timer brings revocations: a 250 ms reconcile.
     extra = {} if notify else {"AUTHSVC_NO_NOTIFY": "true", "AUTHSVC_RECONCILE_MS": "250"}
-    servers = [
-        start_server(server_env(url, tmp_path / f"data{i}", **extra), tmp_path / f"replica{i}.log") for i in range(3)
-    ]
-    try:
-        delays = await propagation(servers, client_id, secret, count)
-    finally:
-        codes = [s.stop() for s in servers]
+    with contextlib.ExitStack() as stack:
+        started = [
+            stack.enter_context(serving(server_env(url, tmp_path / f"data{i}", **extra), tmp_path / f"replica{i}.log"))
+            for i in range(3)
+        ]
+        delays = await propagation([addr for _, addr in started], client_id, secret, count)
+        codes = [stop(proc) for proc, _ in started]
     report = summary(delays)
     print(f"\nrevocation propagation ({'LISTEN/NOTIFY + reconcile' if notify else 'reconcile only'}): {report}")
     assert codes == [0, 0, 0]

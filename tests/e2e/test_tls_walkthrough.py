@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ..support import create_database, drop_database
-from .procs import BIN, server_env, start_server
+from .procs import BIN, server_env, serving, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -53,9 +53,8 @@ async def test_the_readme_tls_walkthrough(database, tmp_path):
     tls = dict(re.findall(r"(AUTHSVC_TLS_\w+)=(\S+)", serve_line))
     assert set(tls) == {"AUTHSVC_TLS_CERT", "AUTHSVC_TLS_KEY", "AUTHSVC_TLS_CLIENT_CA"}
     env = server_env(database, tmp_path / "data", **{k: str(tmp_path / v) for k, v in tls.items()})
-    server = start_server(env, tmp_path / "server.log")
-    try:
-        port = server.addr.rpartition(":")[2]
+    with serving(env, tmp_path / "server.log") as (proc, addr):
+        port = addr.rpartition(":")[2]
         script = login_script.replace(".venv/bin/", f"{BIN}/").replace("localhost:50051", f"localhost:{port}")
         done = bash(script, tmp_path, env)
         assert done.returncode == 0, done.stderr
@@ -67,5 +66,4 @@ async def test_the_readme_tls_walkthrough(database, tmp_path):
         bare = re.sub(r" -cert \S+ -key \S+", "", script.splitlines()[1])
         refused = bash(bare + "\n" + "\n".join(script.splitlines()[2:]), tmp_path, env)
         assert refused.returncode != 0
-    finally:
-        assert server.stop() == 0
+        assert stop(proc) == 0
