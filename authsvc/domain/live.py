@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 
-from authsvc_client import AccessClaims, Requirements, verify_access_token
+from authsvc_client import AccessClaims, Requirements
+from authsvc_client._verify import accept, read_access_token
 
 from .clock import Clock
 from .encryption import Encryptor, generate_own_key
@@ -21,6 +23,10 @@ from .rotation import ensure_keys
 
 log = logging.getLogger(__name__)
 
+#: Verified tokens kept so a hot token costs a dictionary look-up, not a
+#: signature check (about 100 bytes of claims each, beside the token string).
+VERIFIED_CACHE_SIZE = 100_000
+
 
 class LiveState:
     def __init__(self, keyring: Keyring, encryptor: Encryptor, policy: Policy, clock: Clock) -> None:
@@ -30,6 +36,7 @@ class LiveState:
         self._policy = policy
         self._clock = clock
         self._subscribers: set[asyncio.Queue[Revocation | None]] = set()
+        self._verified: dict[str, AccessClaims] = {}  # token -> claims whose signature checked out
 
     @classmethod
     async def load(cls, store: Store, kek: Kek, policy: Policy, clock: Clock) -> LiveState:
@@ -83,21 +90,39 @@ class LiveState:
         self._subscribers.clear()
 
     async def reload_keys(self, store: Store, kek: Kek) -> None:
-        self.keyring = await _load_keyring(store, kek, self._policy, self._clock)
+        keyring = await _load_keyring(store, kek, self._policy, self._clock)
+        if keyring.kids != self.keyring.kids:
+            self._verified = {}  # a key left: nothing it signed may stay verified
+        self.keyring = keyring
         self.encryptor = await _load_encryptor(store, kek, self._clock)
 
     def verify(self, token: str, requirements: Requirements) -> AccessClaims:
-        """Verify's hot path: memory only, no I/O."""
-        return verify_access_token(
-            token,
-            keys=self.keyring.verification_keys,
+        """Verify's hot path: memory only, no I/O. A token whose signature was
+        checked once is looked up, not checked again; the rules that depend on
+        the moment and the caller (time, audience, scopes, binding, auth age,
+        revocation) run on every call all the same."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = read_access_token(token, self.keyring.verification_keys, self.encryptor.decryption_keys)
+            self._remember(token, claims)
+        accept(
+            claims,
             issuer=self._policy.issuer,
             requirements=requirements,
             now=self._clock.now(),
             leeway=self._policy.leeway,
             is_revoked=self.revocations.is_revoked,
-            decryption_keys=self.encryptor.decryption_keys,
         )
+        return claims
+
+    def _remember(self, token: str, claims: AccessClaims) -> None:
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            # Oldest first (dicts keep insertion order); expired entries go too.
+            now = self._clock.now()
+            for old in list(itertools.islice(self._verified, VERIFIED_CACHE_SIZE // 8)):
+                del self._verified[old]
+            self._verified = {t: c for t, c in self._verified.items() if c.exp > now - self._policy.leeway}
+        self._verified[token] = claims
 
 
 async def _load_keyring(store: Store, kek: Kek, policy: Policy, clock: Clock) -> Keyring:

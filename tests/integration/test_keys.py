@@ -126,6 +126,8 @@ async def test_revoked_key_stops_verifying_at_once(settings, own_db):
             stub = pb_grpc.AuthServiceStub(ch)
             cred = pb.IssueRequest(client=pb.ClientCredential(client_id=client.id, client_secret=client.secret))
             token = (await stub.Issue(cred)).tokens.access_token
+            # Verified once, so the server holds it as checked: revoking the key must undo that.
+            assert (await stub.Verify(pb.VerifyRequest(token=token, audience="orders"))).active
             compromised = deps.live.keyring.signer.kid
             await rotation.revoke_key(deps.store, deps.kek, deps.policy, clock, compromised)
             await app.maintain_keys()

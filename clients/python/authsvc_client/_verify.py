@@ -250,6 +250,17 @@ def verify_access_token(
     """
     if not requirements.audience:
         raise ValueError("an audience is required")
+    claims = read_access_token(token, keys, decryption_keys)
+    accept(claims, issuer=issuer, requirements=requirements, now=now, leeway=leeway, is_revoked=is_revoked)
+    return claims
+
+
+def read_access_token(
+    token: str, keys: Mapping[str, VerificationKey], decryption_keys: Mapping[str, Any] | None = None
+) -> AccessClaims:
+    """The part of verification that depends on the token alone: form, header,
+    decryption, signature and claim types. Its result may be cached per token
+    string; :func:`accept` must still run on every use."""
     if isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH and token.isascii() and is_encrypted(token):
         if not decryption_keys:
             raise _reject(Reason.MALFORMED)
@@ -257,8 +268,20 @@ def verify_access_token(
             token = decrypt_nested(token, decryption_keys)
         except DecryptionError as exc:
             raise _reject(Reason.MALFORMED) from exc
-    claims = _parse_claims(decode_signed(token, keys))
+    return _parse_claims(decode_signed(token, keys))
+
+
+def accept(
+    claims: AccessClaims,
+    *,
+    issuer: str,
+    requirements: Requirements,
+    now: float,
+    leeway: int = DEFAULT_LEEWAY_SECONDS,
+    is_revoked: RevocationCheck | None = None,
+) -> None:
+    """The part that depends on the moment and the caller: time, issuer,
+    audience, scopes, binding, auth age, then revocation."""
     check_claims(claims, issuer=issuer, requirements=requirements, now=now, leeway=leeway)
     if is_revoked is not None and is_revoked(claims):
         raise _reject(Reason.REVOKED)
-    return claims
