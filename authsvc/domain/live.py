@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 #: Verified tokens kept so a hot token costs a dictionary look-up, not a
 #: signature check (about 100 bytes of claims each, beside the token string).
 VERIFIED_CACHE_SIZE = 100_000
+SYNC_BATCH = 5_000
 
 
 class LiveState:
@@ -48,10 +49,17 @@ class LiveState:
         return state
 
     async def sync_revocations(self, store: Store) -> int:
-        """Catch up from the revocation log by cursor; give how many were new."""
+        """Catch up from the revocation log by cursor; give how many were new.
+        Reads in batches, so a replica starting on a long log never holds it
+        all at once."""
         now = self._clock.now()
-        entries = await store.revocations_after(self.revocations.cursor, self.revocations.gaps, now)
-        fresh = self.revocations.apply(entries, now)
+        fresh: list[Revocation] = []
+        while True:
+            cursor = self.revocations.cursor
+            entries = await store.revocations_after(cursor, self.revocations.gaps, now, SYNC_BATCH)
+            fresh += self.revocations.apply(entries, now)
+            if sum(e.seq > cursor for e in entries) < SYNC_BATCH:
+                break
         self.revocations.prune(now)
         if fresh:
             log.debug("applied revocations %s (cursor %d)", [e.seq for e in fresh], self.revocations.cursor)

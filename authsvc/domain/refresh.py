@@ -64,10 +64,13 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
             if policy.refresh_grace > 0 and now - record.used_at <= policy.refresh_grace and record.grace_sealed:
                 # The client lost our answer and retried: the same pair again.
                 out.append(_open_pair(deps, record))
-                return RotateDecision(now, "replayed", session=session)
+                return RotateDecision(now, "replayed", session=session, peer=call.peer, audit="refresh_grace_replay")
             # A spent token came back: the client or a thief holds a copy.
             # Kill the whole session (theft detection).
-            return RotateDecision(now, "reused", revoke_session_until=now + policy.revocation_ttl, session=session)
+            return RotateDecision(
+                now, "reused", revoke_session_until=now + policy.revocation_ttl, session=session,
+                peer=call.peer, audit="refresh_reuse_detected",
+            )  # fmt: skip
         if now >= record.expires_at or now >= session.expires_at:
             return RotateDecision(now, "rejected", reason="expired")
         if now - session.auth_time >= policy.reauth_age or session.refresh_count >= policy.refresh_max_count:
@@ -87,23 +90,16 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
         sealed = _seal_pair(deps, token_id, pair) if policy.refresh_grace > 0 else None
         return RotateDecision(
             now, "rotated", new_token=new_record, peer=call.peer, user_agent=call.user_agent,
-            session=session, grace_sealed=sealed,
+            session=session, grace_sealed=sealed, audit="refresh",
         )  # fmt: skip
 
     decision = await deps.store.rotate_refresh(token_id, decide)
     if decision is None:
         raise InvalidCredentials()
-    if decision.outcome == "reused" and decision.session is not None:
-        await deps.live.sync_revocations(deps.store)
-        await deps.store.audit(
-            "refresh_reuse_detected", now, subject=decision.session.subject,
-            session_id=decision.session.id, peer=call.peer,
-        )  # fmt: skip
+    if decision.outcome == "reused":
+        await deps.live.sync_revocations(deps.store)  # this replica rejects the session's tokens at once
         raise InvalidCredentials()
-    if decision.outcome in ("rotated", "replayed") and decision.session is not None and out:
-        event = "refresh" if decision.outcome == "rotated" else "refresh_grace_replay"
-        session = decision.session
-        await deps.store.audit(event, now, subject=session.subject, session_id=session.id, peer=call.peer)
+    if decision.outcome in ("rotated", "replayed") and out:
         return out[0]
     if decision.reason == "scope":
         raise PermissionDenied("scope not allowed")

@@ -19,6 +19,13 @@ from .models import Revocation
 
 #: A hole in the sequence older than this is a rolled-back insert, not a slow one.
 GAP_TIMEOUT_SECONDS = 60.0
+#: Holes are tracked only this far below a sequence number seen: further down
+#: they are pruned entries (a replica starting on an old log) or long rolled
+#: back, never a transaction still in flight (there are far fewer connections).
+MAX_GAP_SPAN = 1_000
+#: Expired entries are swept at most this often (seconds): a sweep touches
+#: every entry, and Revoke syncs on every call.
+PRUNE_INTERVAL = 10.0
 
 
 class RevocationSet:
@@ -29,6 +36,7 @@ class RevocationSet:
         self._rules = Rules()
         self.cursor = 0
         self._gaps: dict[int, float] = {}  # missing seq -> when first missed
+        self._pruned_at = float("-inf")
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -46,7 +54,7 @@ class RevocationSet:
             elif entry.seq <= self.cursor:
                 continue  # seen already
             else:
-                for missing in range(self.cursor + 1, entry.seq):
+                for missing in range(max(self.cursor + 1, entry.seq - MAX_GAP_SPAN), entry.seq):
                     self._gaps[missing] = now
                 self.cursor = entry.seq
             fresh.append(entry)
@@ -55,7 +63,9 @@ class RevocationSet:
 
     def prune(self, now: float) -> None:
         """Forget what no live token can match, and holes too old to fill."""
-        self._rules.prune(now)
+        if now - self._pruned_at >= PRUNE_INTERVAL:
+            self._rules.prune(now)
+            self._pruned_at = now
         self._gaps = {k: v for k, v in self._gaps.items() if now - v < GAP_TIMEOUT_SECONDS}
 
     def is_revoked(self, claims: AccessClaims) -> bool:

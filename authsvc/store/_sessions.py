@@ -62,29 +62,30 @@ class SessionsMixin(Base):
     ) -> RotateDecision | None:
         """Lock the token and its session, let the domain decide, apply it, all
         in one transaction: two uses of one token serialise on the row lock,
-        and the second sees the first one's ``used_at``."""
+        and the second sees the first one's ``used_at``. Four round trips: the
+        locking read, one statement for the whole rotation, and the commit."""
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow("SELECT * FROM refresh_tokens WHERE id = $1 FOR UPDATE", token_id)
+            row = await conn.fetchrow(_LOCK_TOKEN_AND_SESSION, token_id)
             if row is None:
                 return None
-            srow = await conn.fetchrow("SELECT * FROM sessions WHERE id = $1 FOR UPDATE", row["session_id"])
-            assert srow is not None  # a foreign key guarantees it
-            decision = decide(cv.refresh_token(row), cv.session(srow))
-            if decision.revoke_session_until is not None:
-                await revoke_session_in(conn, srow["id"], decision.revoke_session_until, decision.now)
+            session = cv.session(row["s"])
+            decision = decide(cv.refresh_token(row["t"]), session)
+            sid = uuid.UUID(session.id)
             if decision.new_token is not None:
                 new = decision.new_token
                 kek_id, sealed = decision.grace_sealed or (None, None)
                 await conn.execute(
-                    "UPDATE refresh_tokens SET used_at = $2, replaced_by = $3, grace_kek_id = $4,"
-                    " grace_sealed = $5 WHERE id = $1",
-                    token_id, cv.ts(decision.now), new.id, kek_id, sealed,
+                    _ROTATE,
+                    token_id, cv.ts(decision.now), new.id, kek_id, sealed, decision.peer, decision.user_agent,
+                    sid, decision.audit, session.subject, new.secret_hash, list(new.scopes),
+                    cv.ts(new.created_at), cv.ts(new.expires_at),
                 )  # fmt: skip
-                await insert_token(conn, new)
+            elif decision.audit:
+                if decision.revoke_session_until is not None:
+                    await revoke_session_in(conn, sid, decision.revoke_session_until, decision.now)
                 await conn.execute(
-                    "UPDATE sessions SET last_refresh_at = $2, refresh_count = refresh_count + 1,"
-                    " peer = $3, user_agent = $4 WHERE id = $1",
-                    srow["id"], cv.ts(decision.now), decision.peer, decision.user_agent,
+                    "INSERT INTO audit_log (at, event, subject, session_id, peer) VALUES ($1, $2, $3, $4, $5)",
+                    cv.ts(decision.now), decision.audit, session.subject, sid, decision.peer,
                 )  # fmt: skip
             return decision
 
@@ -107,11 +108,15 @@ class SessionsMixin(Base):
             await append_revocation(conn, "jti", jti, now, expires_at)
 
     @translated
-    async def revocations_after(self, cursor: int, gaps: Sequence[int], now: float) -> list[Revocation]:
+    async def revocations_after(
+        self, cursor: int, gaps: Sequence[int], now: float, limit: int = 5_000
+    ) -> list[Revocation]:
+        """Live entries after ``cursor`` (at most ``limit``, in order) and any
+        of ``gaps`` that have appeared since."""
         rows = await self._pool.fetch(
-            "SELECT * FROM revocations WHERE (seq > $1 OR seq = ANY($2::bigint[])) AND expires_at > $3"
-            " ORDER BY seq",
-            cursor, list(gaps), cv.ts(now),
+            "(SELECT * FROM revocations WHERE seq > $1 AND expires_at > $3 ORDER BY seq LIMIT $4)"
+            " UNION ALL (SELECT * FROM revocations WHERE seq = ANY($2::bigint[]) AND seq <= $1 AND expires_at > $3)",
+            cursor, list(gaps), cv.ts(now), limit,
         )  # fmt: skip
         return [cv.revocation(r) for r in rows]
 
@@ -128,6 +133,28 @@ class SessionsMixin(Base):
     async def prune_revocations(self, now: float) -> int:
         status = await self._pool.execute("DELETE FROM revocations WHERE expires_at <= $1", cv.ts(now))
         return int(status.split()[-1])
+
+
+# Both rows locked at once: a join with FOR UPDATE locks the token and its
+# session; they come back as composite values, so their columns do not clash.
+_LOCK_TOKEN_AND_SESSION = (
+    "SELECT t, s FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.id = $1 FOR UPDATE"
+)
+
+# One statement: spend the old token, record the refresh on the session, audit
+# it, and insert the successor.
+_ROTATE = """
+WITH spent AS (
+    UPDATE refresh_tokens SET used_at = $2, replaced_by = $3, grace_kek_id = $4, grace_sealed = $5 WHERE id = $1
+), touched AS (
+    UPDATE sessions SET last_refresh_at = $2, refresh_count = refresh_count + 1, peer = $6, user_agent = $7
+    WHERE id = $8
+), audited AS (
+    INSERT INTO audit_log (at, event, subject, session_id, peer) VALUES ($2, $9, $10, $8, $6)
+)
+INSERT INTO refresh_tokens (id, session_id, secret_hash, scopes, created_at, expires_at)
+VALUES ($3, $8, $11, $12, $13, $14)
+"""
 
 
 async def insert_token(conn: Any, token: RefreshTokenRecord) -> None:

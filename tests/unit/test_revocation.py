@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from authsvc.domain.models import Revocation
-from authsvc.domain.revocation import GAP_TIMEOUT_SECONDS, RevocationSet
+from authsvc.domain.revocation import GAP_TIMEOUT_SECONDS, PRUNE_INTERVAL, RevocationSet
 from authsvc_client import AccessClaims
 
 T = 1_700_000_000.0
@@ -186,7 +186,9 @@ def test_prune_drops_expired_entries() -> None:
     assert len(rs) == 6
     rs.prune(T + 9.999)
     assert len(rs) == 6
-    rs.prune(T + 10)  # expires_at == now: nothing it covers is still valid
+    rs.prune(T + 10)  # sweeps are rate-limited: too soon after the last one
+    assert len(rs) == 6
+    rs.prune(T + 9.999 + PRUNE_INTERVAL)  # expired entries: nothing they cover is still valid
     assert len(rs) == 3
     assert not rs.is_revoked(claims(jti="short"))
     assert rs.is_revoked(claims(jti="long"))
@@ -217,3 +219,11 @@ def test_prune_keeps_len_consistent(kind: str) -> None:
     assert len(rs) == 3  # one per distinct value
     rs.prune(T + TTL)
     assert len(rs) == 0
+
+
+def test_a_replica_starting_on_a_pruned_log_tracks_few_holes() -> None:
+    # The log was pruned up to seq 1,000,000: what lies below is gone, not in flight.
+    rs = RevocationSet()
+    rs.apply([entry(1_000_000, "jti", "late")], T)
+    assert len(rs.gaps) <= 1_000
+    assert rs.cursor == 1_000_000
