@@ -65,7 +65,7 @@ class SessionsMixin(Base):
         and the second sees the first one's ``used_at``. Four round trips: the
         locking read, one statement for the whole rotation, and the commit."""
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(_LOCK_TOKEN_AND_SESSION, token_id)
+            row = await conn.fetchrow(_SELECT_FOR_ROTATION, token_id)
             if row is None:
                 return None
             session = cv.session(row["s"])
@@ -137,7 +137,7 @@ class SessionsMixin(Base):
 
 # Both rows locked at once: a join with FOR UPDATE locks the token and its
 # session; they come back as composite values, so their columns do not clash.
-_LOCK_TOKEN_AND_SESSION = (
+_SELECT_FOR_ROTATION = (
     "SELECT t, s FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.id = $1 FOR UPDATE"
 )
 
