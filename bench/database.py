@@ -1,0 +1,102 @@
+"""A scratch database per run, the principals the load uses, and the signing key."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import argon2
+import asyncpg
+from cryptography.hazmat.primitives import serialization
+
+from authsvc.config import parse_kek
+from authsvc.domain import credentials
+from authsvc.domain.keys import open_key
+from authsvc.domain.passwords import Argon2Params
+from authsvc.store.postgres import PostgresStore
+
+PASSWORD = "bench password, long enough"
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+async def create_database(admin_url: str, prefix: str) -> str:
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(admin_url, name)
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class Principals:
+    usernames: tuple[str, ...]  # all with PASSWORD
+    client_id: str
+    client_secret: str
+
+
+async def populate(url: str, params: Argon2Params, users: int) -> Principals:
+    """Migrate, then add ``users`` users (one per in-flight login, so that no
+    account counter is shared) and one service client."""
+    hasher = argon2.PasswordHasher(
+        time_cost=params.time_cost, memory_cost=params.memory_kib, parallelism=params.parallelism,
+        type=argon2.Type.ID,
+    )  # fmt: skip
+    # One hash for all: each login still pays a full argon2id check.
+    pw_hash = hasher.hash(PASSWORD)
+    store = await PostgresStore.connect(url, min_size=1, max_size=2)
+    try:
+        await store.migrate()
+        now = time.time()
+        names = tuple(f"bench{i:03d}" for i in range(users))
+        for name in names:
+            await store.create_user(name, pw_hash, ("read", "write"), ("orders",), now)
+        client_id, secret = credentials.new_client_id(), credentials.new_client_secret()
+        await store.create_client(
+            client_id, "bench-svc", credentials.digest(secret), ("orders.read",), ("orders",), now
+        )
+    finally:
+        await store.close()
+    return Principals(names, client_id, secret)
+
+
+@dataclass(frozen=True)
+class SignerSpec:
+    """The server's active signing key, so load processes mint the tokens
+    authsvc itself would (same code, same key) without an RPC each."""
+
+    kid: str
+    alg: str
+    pkcs8: bytes
+    issuer: str
+    ttl: int
+
+
+async def load_signer(url: str, kek: str, issuer: str, ttl: int) -> SignerSpec:
+    store = await PostgresStore.connect(url, min_size=1, max_size=1)
+    try:
+        stored = [k for k in await store.signing_keys() if k.state == "active"]
+    finally:
+        await store.close()
+    if not stored:
+        raise RuntimeError("the server created no active signing key")
+    key = open_key(stored[0], parse_kek(kek))
+    der = key.private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return SignerSpec(key.kid, key.alg, der, issuer, ttl)

@@ -1,0 +1,123 @@
+"""Local verification in one process and one thread, beside its ceiling: a
+bare ``cryptography`` signature check plus base64url and json.loads of the
+same tokens.
+
+The figure is the client package's TokenVerifier (keys from GetJWKS, the
+revocation stream open, its default cache), called as a service would:
+``await verifier.verify(token, requirements)``. "Cold": every token new, so
+each call checks a signature (and the verifier's stats must say so). "Warm":
+the same few tokens again (cache hits; every claim rule still applied).
+Without a TokenVerifier in authsvc_client, ``verify_access_token`` with a
+KeySet from GetJWKS stands in, and warm is then the cold path again.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+
+import authsvc_client
+from authsvc_client import KeySet, Requirements, verify_access_token
+
+from .database import SignerSpec
+from .scenarios import AUDIENCE, mint, user_grant
+
+WARM_SET = 16
+_BATCH = 256
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    cold: float  # verifications per second
+    warm: float
+    ceiling: float
+    calls: dict[str, int]
+    note: str
+
+
+def _rate(work: Callable[[str], object], tokens: list[str], seconds: float) -> tuple[float, int]:
+    """Calls per second of ``work`` over ``tokens`` in order, for about ``seconds``."""
+    done, n = 0, len(tokens)
+    start = time.perf_counter()
+    while True:
+        for i in range(_BATCH):
+            work(tokens[(done + i) % n])
+        done += _BATCH
+        if time.perf_counter() >= start + seconds:
+            return done / (time.perf_counter() - start), done
+
+
+async def _arate(work: Callable[[str], Awaitable[object]], tokens: list[str], seconds: float) -> tuple[float, int]:
+    done, n = 0, len(tokens)
+    start = time.perf_counter()
+    while True:
+        for i in range(_BATCH):
+            await work(tokens[(done + i) % n])
+        done += _BATCH
+        if time.perf_counter() >= start + seconds:
+            return done / (time.perf_counter() - start), done
+
+
+def _b64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _tokens(signer: SignerSpec, jwks_json: str, seconds: float) -> tuple[list[str], float, int]:
+    """Enough distinct tokens that no run sees one twice; the ceiling's rate."""
+    public = KeySet.from_jwks(jwks_json)[signer.kid].key
+
+    def bare(token: str) -> object:
+        header, payload, signature = token.split(".")
+        json.loads(_b64(header))
+        claims = json.loads(_b64(payload))
+        public.verify(_b64(signature), f"{header}.{payload}".encode())  # type: ignore[call-arg]
+        return claims
+
+    probe = mint(signer, [user_grant() for _ in range(2000)])
+    rough, _ = _rate(bare, probe, 0.3)
+    tokens = probe + mint(signer, [user_grant() for _ in range(int(rough * seconds * 1.5))])
+    ceiling, calls = _rate(bare, tokens, seconds)
+    return tokens, ceiling, calls
+
+
+async def run(port: int, jwks_json: str, signer: SignerSpec, seconds: float) -> LocalResult:
+    tokens, ceiling, n_ceiling = _tokens(signer, jwks_json, seconds)
+    requirements = Requirements(audience=AUDIENCE, scopes=("read",))
+    verifier_cls = getattr(authsvc_client, "TokenVerifier", None)
+    if verifier_cls is None:
+        keys = KeySet.from_jwks(jwks_json)
+
+        def local(token: str) -> object:
+            return verify_access_token(
+                token, keys=keys, issuer=signer.issuer, requirements=requirements, now=time.time()
+            )
+
+        cold, n_cold = _rate(local, tokens, seconds)
+        warm, n_warm = _rate(local, tokens[:WARM_SET], seconds)
+        note = "authsvc_client has no TokenVerifier: verify_access_token with a KeySet from GetJWKS stood in"
+    else:
+        client_cls = authsvc_client.AsyncAuthClient
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        verifier = verifier_cls(lambda: client_cls(channel), issuer=signer.issuer)
+        await verifier.start()
+        try:
+            if verifier.stats.stale:
+                raise RuntimeError("TokenVerifier: the revocation stream did not open")
+            before = verifier.stats.misses
+            cold, n_cold = await _arate(lambda t: verifier.verify(t, requirements), tokens, seconds)
+            if verifier.stats.misses - before < n_cold:
+                raise RuntimeError("TokenVerifier: the cold run hit its cache")
+            for token in tokens[:WARM_SET]:
+                await verifier.verify(token, requirements)
+            warm, n_warm = await _arate(lambda t: verifier.verify(t, requirements), tokens[:WARM_SET], seconds)
+        finally:
+            await verifier.close()
+        note = "TokenVerifier (GetJWKS keys, revocation stream open, default cache)"
+    if max(n_cold, n_ceiling) > len(tokens):
+        raise RuntimeError("local bench ran out of distinct tokens")
+    return LocalResult(cold, warm, ceiling, {"cold": n_cold, "warm": n_warm, "ceiling": n_ceiling}, note)

@@ -1,0 +1,90 @@
+"""What one load run gives, whatever drove it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RunResult:
+    name: str
+    tool: str  # which load generator
+    rate: float  # successful calls per second in the measured window
+    calls: int
+    seconds: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: dict[str, int] = field(default_factory=dict)
+    server_cpu: float | None = None  # cores busy in the server process (1.0 = one core)
+    load_cpu: float | None = None  # cores busy in the load generator
+    machine_cpu: float | None = None  # cores busy machine-wide (anything else running shows here)
+    postgres_cpu: float | None = None  # cores busy in PostgreSQL (every database on it)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of an ascending sequence."""
+    if not ordered:
+        return None
+    rank = min(len(ordered) - 1, max(0, -(-int(q * 1_000_000) * len(ordered) // 1_000_000) - 1))
+    return ordered[rank]
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core has spent busy since boot (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    guest = sum(fields[8:10]) if len(fields) >= 10 else 0  # counted in user already
+    return (sum(fields) - idle - guest) / _TICK
+
+
+def postgres_seconds() -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL process, by pid."""
+    out: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone already
+        name, _, rest = stat.partition(") ")
+        if name.endswith("(postgres"):
+            fields = rest.split()
+            out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _TICK
+    return out
+
+
+class CpuMeter:
+    """Cores a process, PostgreSQL and the whole machine keep busy between
+    start() and stop()."""
+
+    def __init__(self, cpu_seconds: Callable[[], float]) -> None:
+        self._read = cpu_seconds
+        self._t0 = self._c0 = self._m0 = 0.0
+        self._pg0: dict[int, float] = {}
+        self.machine = self.postgres = 0.0
+
+    def start(self) -> None:
+        self._pg0 = postgres_seconds()
+        self._t0, self._c0, self._m0 = time.monotonic(), self._read(), machine_busy_seconds()
+
+    def stop(self) -> float:
+        elapsed = max(time.monotonic() - self._t0, 1e-9)
+        self.machine = (machine_busy_seconds() - self._m0) / elapsed
+        server = (self._read() - self._c0) / elapsed
+        pg = postgres_seconds()
+        # Backends that started in the window count from zero.
+        self.postgres = sum(v - self._pg0.get(pid, 0.0) for pid, v in pg.items()) / elapsed
+        return server

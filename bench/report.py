@@ -1,0 +1,88 @@
+"""The table: each figure beside its ceiling, the ratio, the goal."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .measure import RunResult
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    measured: str
+    ceiling: str  # what the ceiling is, and its value
+    ratio: float | None
+    goal: str
+    met: bool | None  # None: no goal
+
+
+def rate(value: float) -> str:
+    return f"{value:,.0f}/s"
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def mb(value: float) -> str:
+    return f"{value / 1e6:.1f} MB"
+
+
+def against(
+    figure: str,
+    measured: float,
+    ceiling_name: str,
+    ceiling: float,
+    goal: str,
+    check: Callable[[float, float], bool] | None,
+) -> Row:
+    ratio = measured / ceiling if ceiling else None
+    met = None if check is None or ratio is None else check(measured, ratio)
+    return Row(figure, rate(measured), f"{ceiling_name}: {rate(ceiling)}", ratio, goal, met)
+
+
+def latency(figure: str, run: RunResult, ceiling: RunResult, goal_ms: float) -> Row:
+    return Row(
+        figure,
+        f"p50 {ms(run.p50_ms)}, p99 {ms(run.p99_ms)}",
+        f"{ceiling.name}: p50 {ms(ceiling.p50_ms)}, p99 {ms(ceiling.p99_ms)}",
+        None,
+        f"p99 < {goal_ms:g} ms",
+        run.p99_ms is not None and run.p99_ms < goal_ms,
+    )
+
+
+def _verdict(met: bool | None) -> str:
+    return "-" if met is None else ("yes" if met else "**NO**")
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    out = [
+        "| figure | measured | ceiling (same run) | ratio | goal | met |",
+        "|---|---:|---:|---:|---|:---:|",
+    ]
+    for r in rows:
+        # Truncated, not rounded: 0.796 must not print as a goal of 0.80 met.
+        ratio = "-" if r.ratio is None else f"{math.floor(r.ratio * 100) / 100:.2f}x"
+        out.append(f"| {r.figure} | {r.measured} | {r.ceiling} | {ratio} | {r.goal} | {_verdict(r.met)} |")
+    return "\n".join(out)
+
+
+def details(runs: Sequence[RunResult]) -> str:
+    out = [
+        "| run | load generator | calls | rate | p50 | p99 | errors | CPU: server | Postgres | load | machine |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "0"
+        cpu = " | ".join(
+            "-" if v is None else f"{v:.2f}" for v in (r.server_cpu, r.postgres_cpu, r.load_cpu, r.machine_cpu)
+        )
+        out.append(
+            f"| {r.name} | {r.tool} | {r.calls:,} | {rate(r.rate)} | {ms(r.p50_ms)} | {ms(r.p99_ms)} | {errors}"
+            f" | {cpu} |"
+        )
+    return "\n".join(out)

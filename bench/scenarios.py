@@ -1,0 +1,141 @@
+"""The requests each load process sends: built in the parent (picklable),
+prepared in the child before the clock starts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.serialization import load_der_private_key
+
+from authsvc.domain.keys import SigningKey
+from authsvc.domain.tokens import Grant, mint_access_token
+from authsvc_client import pb
+
+from .database import PASSWORD, SignerSpec
+
+AUDIENCE = "orders"
+#: Field 1 (varint) = 1: VerifyResponse.active true, RevokeResponse.revoked 1.
+ACTIVE = b"\x08\x01"
+
+
+def user_grant() -> Grant:
+    """What a password login grants (a session token: sid, amr, acr)."""
+    return Grant(
+        subject=str(uuid.uuid4()), audiences=("authsvc", AUDIENCE), scopes=("read", "write"),
+        client_id="authsvc", auth_time=time.time(), amr=("pwd",), acr="aal1", session_id=str(uuid.uuid4()),
+    )  # fmt: skip
+
+
+def client_grant(client_id: str) -> Grant:
+    """What client credentials grant (no session)."""
+    return Grant(
+        subject=client_id, audiences=(AUDIENCE,), scopes=("orders.read",), client_id=client_id,
+        auth_time=time.time(), amr=(), acr="",
+    )  # fmt: skip
+
+
+def mint(signer: SignerSpec, grants: list[Grant]) -> list[str]:
+    """Tokens as authsvc mints them: its own function, its own active key."""
+    private = load_der_private_key(signer.pkcs8, password=None)
+    key = SigningKey(kid=signer.kid, alg=signer.alg, private=private)  # type: ignore[arg-type]
+    now = time.time()
+    return [mint_access_token(g, key=key, issuer=signer.issuer, now=now, ttl=signer.ttl)[0] for g in grants]
+
+
+def verify_request(token: str) -> bytes:
+    return pb.VerifyRequest(token=token, audience=AUDIENCE, required_scope=["read"]).SerializeToString()
+
+
+@dataclass
+class Cycle:
+    """The same few prepared requests over and over (a hot set, or an empty RPC)."""
+
+    bodies: list[bytes]
+    expect: bytes = b""  # what every answer starts with
+    wrapped: int = 0
+    _next: int = 0
+
+    def prepare(self) -> None:
+        pass
+
+    def request(self, slot: int) -> bytes:
+        self._next = (self._next + 1) % len(self.bodies)
+        return self.bodies[self._next]
+
+    def response(self, slot: int, data: bytes) -> bool:
+        return data.startswith(self.expect)
+
+
+@dataclass
+class Distinct:
+    """A fresh token in every request: ``count`` minted before the clock starts."""
+
+    signer: SignerSpec
+    count: int
+    kind: str  # "verify" (user tokens) or "revoke" (client-credentials tokens)
+    client_id: str = ""
+    wrapped: int = 0
+    _bodies: list[bytes] = field(default_factory=list)
+    _next: int = 0
+
+    def prepare(self) -> None:
+        if self.kind == "verify":
+            tokens = mint(self.signer, [user_grant() for _ in range(self.count)])
+            self._bodies = [verify_request(t) for t in tokens]
+        else:
+            tokens = mint(self.signer, [client_grant(self.client_id) for _ in range(self.count)])
+            self._bodies = [pb.RevokeRequest(token=t).SerializeToString() for t in tokens]
+
+    def request(self, slot: int) -> bytes:
+        if self._next >= len(self._bodies):
+            self.wrapped += 1
+        body = self._bodies[self._next % len(self._bodies)]
+        self._next += 1
+        return body
+
+    def response(self, slot: int, data: bytes) -> bool:
+        # VerifyResponse active=true and RevokeResponse revoked=1 both start 08 01.
+        return data.startswith(ACTIVE)
+
+
+@dataclass
+class Logins:
+    """Password Issue, each in-flight slot its own account (no shared throttle key)."""
+
+    usernames: list[str]
+    wrapped: int = 0
+    _bodies: list[bytes] = field(default_factory=list)
+
+    def prepare(self) -> None:
+        self._bodies = [
+            pb.IssueRequest(password=pb.PasswordCredential(username=u, password=PASSWORD)).SerializeToString()
+            for u in self.usernames
+        ]
+
+    def request(self, slot: int) -> bytes:
+        return self._bodies[slot % len(self._bodies)]
+
+    def response(self, slot: int, data: bytes) -> bool:
+        return pb.IssueResponse.FromString(data).WhichOneof("result") == "tokens"
+
+
+@dataclass
+class RefreshChains:
+    """One session per slot, each refresh spending the token the last one gave."""
+
+    tokens: list[str]
+    wrapped: int = 0
+
+    def prepare(self) -> None:
+        pass
+
+    def request(self, slot: int) -> bytes:
+        return pb.RefreshRequest(refresh_token=self.tokens[slot]).SerializeToString()
+
+    def response(self, slot: int, data: bytes) -> bool:
+        fresh = pb.RefreshResponse.FromString(data).tokens.refresh_token
+        if fresh:
+            self.tokens[slot] = fresh
+        return bool(fresh)
