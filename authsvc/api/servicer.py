@@ -109,7 +109,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             max_auth_age=request.max_auth_age_seconds,
         )
         try:
-            claims = self._deps.live.verify(request.token, requirements)
+            claims = await self._deps.live.verify_async(request.token, requirements)
         except TokenRejected as rejected:
             return convert.inactive(rejected.reason)
         return pb.VerifyResponse(active=True, claims=convert.claims(claims))

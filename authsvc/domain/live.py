@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 from authsvc_client import AccessClaims, Requirements
 from authsvc_client._verify import accept, read_access_token
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 #: signature check (about 100 bytes of claims each, beside the token string).
 VERIFIED_CACHE_SIZE = 100_000
 SYNC_BATCH = 5_000
+_CHECKERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify")
 
 
 class LiveState:
@@ -53,16 +56,21 @@ class LiveState:
         Reads in batches, so a replica starting on a long log never holds it
         all at once."""
         now = self._clock.now()
-        fresh: list[Revocation] = []
+        count = 0
         while True:
             cursor = self.revocations.cursor
             entries = await store.revocations_after(cursor, self.revocations.gaps, now, SYNC_BATCH)
-            fresh += self.revocations.apply(entries, now)
+            fresh = self.revocations.apply(entries, now)
+            self._publish(fresh)  # batch by batch: a long catch-up is never held whole
+            count += len(fresh)
             if sum(e.seq > cursor for e in entries) < SYNC_BATCH:
                 break
         self.revocations.prune(now)
-        if fresh:
-            log.debug("applied revocations %s (cursor %d)", [e.seq for e in fresh], self.revocations.cursor)
+        if count:
+            log.debug("applied %d revocations (cursor %d)", count, self.revocations.cursor)
+        return count
+
+    def _publish(self, fresh: list[Revocation]) -> None:
         for queue in list(self._subscribers):
             for entry in fresh:
                 try:
@@ -74,7 +82,6 @@ class LiveState:
                     queue.get_nowait()
                     queue.put_nowait(None)
                     break
-        return len(fresh)
 
     @property
     def low_water(self) -> int:
@@ -122,6 +129,19 @@ class LiveState:
             is_revoked=self.revocations.is_revoked,
         )
         return claims
+
+    async def verify_async(self, token: str, requirements: Requirements) -> AccessClaims:
+        """:meth:`verify`, with the signature check of a token not seen before
+        moved to a thread: `cryptography` releases the GIL while it checks, so
+        the event loop serves other calls meanwhile and both cores work."""
+        if token not in self._verified:
+            keyring = self.keyring
+            claims = await asyncio.get_running_loop().run_in_executor(
+                _CHECKERS, read_access_token, token, keyring.verification_keys, self.encryptor.decryption_keys
+            )
+            if self.keyring is keyring:  # no key left meanwhile (else verify() checks again)
+                self._remember(token, claims)
+        return self.verify(token, requirements)
 
     def _remember(self, token: str, claims: AccessClaims) -> None:
         if len(self._verified) >= VERIFIED_CACHE_SIZE:

@@ -41,8 +41,7 @@ async def issue_with_password(
     if user is None or not ok or user.disabled:
         await deps.store.audit("login_failed", now, subject=user.id if user else "", peer=call.peer)
         raise InvalidCredentials()
-    await deps.store.release_throttle(account, reset=True)
-    await deps.store.release_throttle(peer, reset=False)
+    await deps.store.release_throttles(reset=[account], give_back=[peer])
     if rehash:
         await deps.store.set_password_hash(user.id, await deps.passwords.hash_async(password))
     granted_aud = narrow(audiences, _user_audiences(deps, user), "audience")
@@ -66,8 +65,7 @@ async def issue_with_password(
         deps, user_id=user.id, audiences=granted_aud, scopes=granted_scopes,
         amr=AMR_PASSWORD, auth_time=now, call=call,
     )  # fmt: skip
-    await deps.store.create_session(session, record)
-    await deps.store.audit("login_ok", now, subject=user.id, session_id=session.id, peer=call.peer)
+    await deps.store.create_session(session, record, audit="login_ok")
     return session_pair(deps, session, refresh, granted_scopes)
 
 

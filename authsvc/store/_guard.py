@@ -26,25 +26,39 @@ class GuardMixin(Base):
     ) -> T:
         """Lock the counters of ``keys`` (in a fixed order, so two calls cannot
         deadlock), let the domain decide, write what it changed."""
+        ordered = sorted(set(keys))
         async with self._pool.acquire() as conn, conn.transaction():
-            states: dict[str, ThrottleState] = {}
-            for key in sorted(set(keys)):
+            await conn.execute(
+                "INSERT INTO throttle (key, window_start) SELECT k, $2 FROM unnest($1::text[]) AS k"
+                " ON CONFLICT (key) DO NOTHING",
+                ordered, cv.ts(now),
+            )  # fmt: skip
+            rows = await conn.fetch("SELECT * FROM throttle WHERE key = ANY($1) ORDER BY key FOR UPDATE", ordered)
+            writes, result = decide({row["key"]: cv.throttle(row) for row in rows})
+            if writes:
                 await conn.execute(
-                    "INSERT INTO throttle (key, window_start) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-                    key, cv.ts(now),
-                )  # fmt: skip
-                row = await conn.fetchrow("SELECT * FROM throttle WHERE key = $1 FOR UPDATE", key)
-                assert row is not None
-                states[key] = cv.throttle(row)
-            writes, result = decide(states)
-            for key, state in writes.items():
-                await conn.execute(
-                    "UPDATE throttle SET failures = $2, window_start = $3, lockouts = $4, locked_until = $5"
-                    " WHERE key = $1",
-                    key, state.failures, cv.ts(state.window_start), state.lockouts,
-                    cv.ts_or_none(state.locked_until),
+                    "UPDATE throttle SET failures = w.failures, window_start = w.window_start,"
+                    " lockouts = w.lockouts, locked_until = w.locked_until"
+                    " FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::timestamptz[])"
+                    " AS w(key, failures, window_start, lockouts, locked_until) WHERE throttle.key = w.key",
+                    list(writes), [s.failures for s in writes.values()],
+                    [cv.ts(s.window_start) for s in writes.values()], [s.lockouts for s in writes.values()],
+                    [cv.ts_or_none(s.locked_until) for s in writes.values()],
                 )  # fmt: skip
             return result
+
+    @translated
+    async def release_throttles(self, reset: Sequence[str] = (), give_back: Sequence[str] = ()) -> None:
+        """After a success, in one statement: clear the counters in ``reset``,
+        and give back the one attempt reserved on each of ``give_back``."""
+        await self._pool.execute(
+            "UPDATE throttle SET"
+            " failures = CASE WHEN key = ANY($1) THEN 0 ELSE greatest(failures - 1, 0) END,"
+            " lockouts = CASE WHEN key = ANY($1) THEN 0 ELSE lockouts END,"
+            " locked_until = CASE WHEN key = ANY($1) THEN NULL ELSE locked_until END"
+            " WHERE key = ANY($1) OR key = ANY($2)",
+            list(reset), list(give_back),
+        )  # fmt: skip
 
     @translated
     async def release_throttle(self, key: str, reset: bool) -> None:

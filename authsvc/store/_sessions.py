@@ -21,18 +21,29 @@ class SessionsMixin(Base):
     # sessions and refresh tokens ------------------------------------------
 
     @translated
-    async def create_session(self, session: Session, token: RefreshTokenRecord) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO sessions (id, user_id, subject, audiences, scopes, amr, acr, auth_time,"
-                " created_at, expires_at, peer, user_agent, cert_thumbprint)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                uuid.UUID(session.id), uuid.UUID(session.user_id), session.subject,
-                list(session.audiences), list(session.scopes), list(session.amr), session.acr,
-                cv.ts(session.auth_time), cv.ts(session.created_at), cv.ts(session.expires_at),
-                session.peer, session.user_agent, session.cert_thumbprint,
-            )  # fmt: skip
-            await insert_token(conn, token)
+    async def create_session(self, session: Session, token: RefreshTokenRecord, audit: str = "") -> None:
+        """The session, its first refresh token and (``audit``) the login's
+        audit event: one statement, so one round trip and atomic."""
+        await self._pool.execute(
+            """
+            WITH opened AS (
+                INSERT INTO sessions (id, user_id, subject, audiences, scopes, amr, acr, auth_time,
+                                      created_at, expires_at, peer, user_agent, cert_thumbprint)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
+            ), audited AS (
+                INSERT INTO audit_log (at, event, subject, session_id, peer)
+                SELECT $9, $19, $3, $1, $11 WHERE $19 <> ''
+            )
+            INSERT INTO refresh_tokens (id, session_id, secret_hash, scopes, created_at, expires_at)
+            SELECT $14, id, $15, $16, $17, $18 FROM opened
+            """,
+            uuid.UUID(session.id), uuid.UUID(session.user_id), session.subject,
+            list(session.audiences), list(session.scopes), list(session.amr), session.acr,
+            cv.ts(session.auth_time), cv.ts(session.created_at), cv.ts(session.expires_at),
+            session.peer, session.user_agent, session.cert_thumbprint,
+            token.id, token.secret_hash, list(token.scopes), cv.ts(token.created_at), cv.ts(token.expires_at),
+            audit,
+        )  # fmt: skip
 
     @translated
     async def session(self, session_id: str) -> Session | None:
