@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 from authsvc_client import AccessClaims, Requirements
 from authsvc_client._verify import accept, read_access_token
@@ -29,7 +27,6 @@ log = logging.getLogger(__name__)
 #: signature check (about 100 bytes of claims each, beside the token string).
 VERIFIED_CACHE_SIZE = 100_000
 SYNC_BATCH = 5_000
-_CHECKERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="verify")
 
 
 class LiveState:
@@ -129,19 +126,6 @@ class LiveState:
             is_revoked=self.revocations.is_revoked,
         )
         return claims
-
-    async def verify_async(self, token: str, requirements: Requirements) -> AccessClaims:
-        """:meth:`verify`, with the signature check of a token not seen before
-        moved to a thread: `cryptography` releases the GIL while it checks, so
-        the event loop serves other calls meanwhile and both cores work."""
-        if token not in self._verified:
-            keyring = self.keyring
-            claims = await asyncio.get_running_loop().run_in_executor(
-                _CHECKERS, read_access_token, token, keyring.verification_keys, self.encryptor.decryption_keys
-            )
-            if self.keyring is keyring:  # no key left meanwhile (else verify() checks again)
-                self._remember(token, claims)
-        return self.verify(token, requirements)
 
     def _remember(self, token: str, claims: AccessClaims) -> None:
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
