@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # authsvc: wheels are built in one stage and installed into a clean one.
 # At run time the environment must give AUTHSVC_DATABASE_URL (the image has no
-# embedded PostgreSQL), AUTHSVC_KEK (else each container makes a throwaway dev
-# key), and AUTHSVC_TLS_CERT/AUTHSVC_TLS_KEY, or AUTHSVC_INSECURE_PLAINTEXT=true
+# embedded PostgreSQL), AUTHSVC_KEK (required with a database URL), and
+# AUTHSVC_TLS_CERT/AUTHSVC_TLS_KEY, or AUTHSVC_INSECURE_PLAINTEXT=true
 # behind a TLS-terminating proxy (plaintext is refused off loopback).
 
 ARG PYTHON_IMAGE=python:3.11-slim
