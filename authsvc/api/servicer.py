@@ -170,11 +170,11 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             await abort_with(context, InvalidArgument("malformed request"))
             return
         try:
-            # Initial metadata at once: the watcher knows the stream is up even
-            # when there is nothing to send (its local cache is then current).
-            await context.send_initial_metadata((("authsvc-watch", "ready"),))
             async for entry, resume in watch.revocations(self._deps, request.cursor):
-                yield convert.revocation_event(entry, resume)
+                if entry is None:  # the backlog is complete: from here the watcher is current
+                    yield pb.RevocationEvent(kind=pb.RevocationEvent.KIND_CAUGHT_UP, resume_cursor=resume)
+                else:
+                    yield convert.revocation_event(entry, resume)
         except AuthError as exc:
             error: AuthError | None = exc
         except Exception:

@@ -9,23 +9,30 @@ from authsvc.errors import InvalidArgument
 from .deps import Deps
 from .models import Revocation
 
+BACKLOG_PAGE = 5_000
 
-async def revocations(deps: Deps, cursor: int) -> AsyncIterator[tuple[Revocation, int]]:
-    """Yield (event, resume cursor). The subscription starts before the log is
-    read, so an event committed in between arrives by one path or the other
-    (duplicates are dropped), never by neither."""
+
+async def revocations(deps: Deps, cursor: int) -> AsyncIterator[tuple[Revocation | None, int]]:
+    """Yield (event, resume cursor); one ``(None, cursor)`` marks the end of
+    the backlog. The subscription starts before the log is read, so an event
+    committed in between arrives by one path or the other (duplicates are
+    dropped), never by neither. The backlog is read page by page, to its end."""
     if cursor < 0:
         raise InvalidArgument("cursor must not be negative")
     live = deps.live
     queue = live.subscribe()
     try:
-        backlog = await deps.store.revocations_after(cursor, (), deps.clock.now())
         sent: set[int] = set()
-        highest = cursor
-        for entry in backlog:
-            sent.add(entry.seq)
-            highest = max(highest, entry.seq)
-            yield entry, min(live.low_water, highest)
+        highest = after = cursor
+        while True:
+            page = await deps.store.revocations_after(after, (), deps.clock.now(), BACKLOG_PAGE)
+            for entry in page:
+                sent.add(entry.seq)
+                highest = after = max(highest, entry.seq)
+                yield entry, min(live.low_water, highest)
+            if len(page) < BACKLOG_PAGE:
+                break
+        yield None, min(live.low_water, highest)
         while True:
             event = await queue.get()
             if event is None:

@@ -65,7 +65,7 @@ async def test_token_verifier_refuses_every_forgery(material: Material, app, clo
     from authsvc_client import AsyncAuthClient, TokenVerifier
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-        verifier = TokenVerifier(AsyncAuthClient(channel), issuer="authsvc-test", clock=clock.now, stream_settle=0.05)
+        verifier = TokenVerifier(AsyncAuthClient(channel), issuer="authsvc-test", clock=clock.now)
         await verifier.start()
         try:
             await verifier.verify(material.token, Requirements(audience="orders"))  # warm the cache

@@ -123,7 +123,6 @@ async def protected(authsvc, settings, fake_clock) -> AsyncIterator[int]:
         AsyncAuthClient(grpc.aio.insecure_channel(f"127.0.0.1:{authsvc.port}")),
         issuer=settings.policy.issuer,
         clock=fake_clock.now,
-        stream_settle=0.05,
     )
     await verifier.start()
     interceptor = AsyncAuthServerInterceptor(

@@ -159,7 +159,7 @@ def verifier_for(authsvc, settings, clock: FakeClock, **options) -> TokenVerifie
     def client() -> AsyncAuthClient:  # made on the verifier's own loop
         return AsyncAuthClient(grpc.aio.insecure_channel(f"127.0.0.1:{authsvc.port}"))
 
-    return TokenVerifier(client, issuer=settings.policy.issuer, clock=clock.now, stream_settle=0.05, **options)
+    return TokenVerifier(client, issuer=settings.policy.issuer, clock=clock.now, **options)
 
 
 @pytest.fixture(params=["aio", "threadpool"])

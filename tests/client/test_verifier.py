@@ -48,7 +48,6 @@ async def client(authsvc) -> AsyncIterator[AsyncAuthClient]:
 
 
 def verifier_for(client, settings, clock, **options) -> TokenVerifier:
-    options.setdefault("stream_settle", 0.05)
     options.setdefault("reconnect_backoff", (0.01, 0.05))
     return TokenVerifier(client, issuer=settings.policy.issuer, clock=clock.now, **options)
 
@@ -449,9 +448,8 @@ async def test_tokens_encrypted_to_the_audience_are_opened_locally(settings, dat
             assert token.count(".") == 4  # JWE compact
             opener = TokenVerifier(
                 client, issuer=settings.policy.issuer, clock=app.clock.now, decryption_keys={key.kid: private},
-                stream_settle=0.05,
             )  # fmt: skip
-            blind = TokenVerifier(client, issuer=settings.policy.issuer, clock=app.clock.now, stream_settle=0.05)
+            blind = TokenVerifier(client, issuer=settings.policy.issuer, clock=app.clock.now)
             for v in (opener, blind):
                 await v.start()
             try:

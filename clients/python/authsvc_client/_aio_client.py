@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, overload
@@ -13,7 +12,6 @@ import grpc
 
 from . import _models as m
 from ._client import (
-    DEFAULT_STREAM_SETTLE,
     DEFAULT_TIMEOUT,
     Metadata,
     _Base,
@@ -165,58 +163,23 @@ class AsyncAuthClient(_Base):
         return tuple(m.session_info(s) for s in response.sessions)
 
     async def watch_revocations(
-        self,
-        cursor: int = 0,
-        *,
-        on_ready: Callable[[], None] | None = None,
-        settle: float = DEFAULT_STREAM_SETTLE,
+        self, cursor: int = 0, *, on_ready: Callable[[], None] | None = None
     ) -> AsyncGenerator[RevocationEvent, None]:
         """Revocation events after ``cursor``, then live ones, until the stream
         ends. No deadline and no retry: resume from the last ``resume_cursor``.
 
-        ``on_ready`` is called once the stream is known to be open: at its first
-        event or initial metadata, or after it has stayed open on a READY
-        channel for ``settle`` seconds (authsvc sends nothing on an idle stream).
+        ``on_ready`` is called when authsvc says the backlog has been sent in
+        full (its caught-up marker): only from then on is a local set current.
         """
         call: Any = self._stub.WatchRevocations(pb.WatchRevocationsRequest(cursor=cursor))
-        signalled = on_ready is None
-
-        def signal() -> None:
-            nonlocal signalled
-            if not signalled and on_ready is not None:
-                signalled = True
-                on_ready()
-
-        ready = None if signalled else asyncio.create_task(_signal_ready(self.channel, call, signal, settle))
         try:
             async for message in call:
-                signal()
+                if message.kind == pb.RevocationEvent.KIND_CAUGHT_UP:
+                    if on_ready is not None:
+                        on_ready()
+                    continue
                 yield m.revocation_event(message)
         except grpc.RpcError as exc:
             raise translate(exc) from exc
         finally:
-            if ready is not None:
-                ready.cancel()
             call.cancel()
-
-
-async def _signal_ready(channel: grpc.aio.Channel, call: Any, on_ready: Callable[[], None], settle: float) -> None:
-    async def metadata() -> None:
-        with contextlib.suppress(grpc.RpcError):
-            await call.initial_metadata()
-
-    async def connected() -> None:
-        state = channel.get_state(try_to_connect=True)
-        while state != grpc.ChannelConnectivity.READY:
-            await channel.wait_for_state_change(state)
-            state = channel.get_state()
-        await asyncio.sleep(settle)
-
-    waiters = {asyncio.ensure_future(metadata()), asyncio.ensure_future(connected())}
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    if not call.done():
-        on_ready()

@@ -41,8 +41,6 @@ from ._verify import Requirements
 
 #: Seconds a call may take, retries included, unless the call says otherwise.
 DEFAULT_TIMEOUT = 5.0
-#: Seconds a watch stream must stay open on a READY channel before it counts as up.
-DEFAULT_STREAM_SETTLE = 0.5
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")

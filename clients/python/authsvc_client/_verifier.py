@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 from ._aio_client import AsyncAuthClient
 from ._cache import ClaimsCache
-from ._client import DEFAULT_STREAM_SETTLE
 from ._errors import AuthsvcError, VerifierUnavailable
 from ._keys import KeySet
 from ._models import RevocationEvent
@@ -95,7 +94,6 @@ class TokenVerifier:
         on_stale: OnStale = "fail_closed",
         cache_size: int = 10_000,
         reconnect_backoff: tuple[float, float] = (0.5, 30.0),
-        stream_settle: float = DEFAULT_STREAM_SETTLE,
         rng: random.Random | None = None,
         decryption_keys: Mapping[str, Any] | None = None,
     ) -> None:
@@ -117,7 +115,6 @@ class TokenVerifier:
         self._max_staleness = max_staleness
         self._on_stale = on_stale
         self._reconnect = RetryPolicy(initial_backoff=reconnect_backoff[0], max_backoff=reconnect_backoff[1])
-        self._settle = stream_settle
         self._rng = rng or random.Random()
         self._decryption_keys = decryption_keys
 
@@ -368,7 +365,7 @@ class TokenVerifier:
         assert self._client is not None
         while True:
             try:
-                events = self._client.watch_revocations(self._cursor, on_ready=self._mark_up, settle=self._settle)
+                events = self._client.watch_revocations(self._cursor, on_ready=self._mark_up)
                 async with contextlib.aclosing(events):
                     async for event in events:
                         self._apply(event)

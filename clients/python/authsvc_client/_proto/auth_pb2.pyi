@@ -798,6 +798,11 @@ class RevocationEvent(_message.Message):
         """every token with this sid"""
         KIND_SUBJECT: RevocationEvent._Kind.ValueType  # 3
         """session-less tokens of this sub issued at or before revoked_at"""
+        KIND_CAUGHT_UP: RevocationEvent._Kind.ValueType  # 4
+        """Not a revocation: the backlog after the request's cursor has been sent
+        in full (value empty, seq 0). Sent once per stream; live events follow.
+        A watcher's set is current only from this marker on.
+        """
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
     KIND_UNSPECIFIED: RevocationEvent.Kind.ValueType  # 0
@@ -807,6 +812,11 @@ class RevocationEvent(_message.Message):
     """every token with this sid"""
     KIND_SUBJECT: RevocationEvent.Kind.ValueType  # 3
     """session-less tokens of this sub issued at or before revoked_at"""
+    KIND_CAUGHT_UP: RevocationEvent.Kind.ValueType  # 4
+    """Not a revocation: the backlog after the request's cursor has been sent
+    in full (value empty, seq 0). Sent once per stream; live events follow.
+    A watcher's set is current only from this marker on.
+    """
 
     SEQ_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
