@@ -20,8 +20,11 @@ def authenticate(deps: Deps, token: str | None, call: CallInfo, *, max_auth_age:
         max_auth_age=max_auth_age,
     )
     try:
-        return deps.live.verify(token, requirements)
+        claims = deps.live.verify(token, requirements)
     except TokenRejected as exc:
         if exc.reason is Reason.AUTH_TOO_OLD:
             raise ReauthRequired("recent authentication required") from exc
         raise InvalidCredentials() from exc
+    if claims.aud != (deps.policy.self_audience,):
+        raise InvalidCredentials()  # a token also meant for another service, which could replay it here
+    return claims

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
-from authsvc.errors import InvalidCredentials
+from authsvc.errors import InvalidCredentials, PermissionDenied
 
 from . import credentials, guard, mfa, validate
 from .deps import Deps
@@ -44,7 +44,7 @@ async def issue_with_password(
     await deps.store.release_throttles(reset=[account], give_back=[peer])
     if rehash:
         await deps.store.set_password_hash(user.id, await deps.passwords.hash_async(password))
-    granted_aud = narrow(audiences, _user_audiences(deps, user), "audience")
+    granted_aud = _user_grant(deps, user, audiences)
     granted_scopes = narrow(scopes, user.scopes, "scope")
     if user.mfa_enrolled:
         challenge_id = credentials.new_challenge_id()
@@ -69,8 +69,18 @@ async def issue_with_password(
     return session_pair(deps, session, refresh, granted_scopes)
 
 
-def _user_audiences(deps: Deps, user: User) -> tuple[str, ...]:
-    return (deps.policy.self_audience, *user.audiences)
+def _user_grant(deps: Deps, user: User, requested: Sequence[str]) -> tuple[str, ...]:
+    """authsvc's own audience only when asked for, and then alone: a token a
+    downstream service receives must never work at authsvc's self-service
+    calls (it could enrol MFA or revoke as the user: a confused deputy)."""
+    own = deps.policy.self_audience
+    if own in requested:
+        if len(set(requested)) > 1:
+            raise PermissionDenied(f"audience {own} cannot be combined with others")
+        return (own,)
+    if not requested and not user.audiences:
+        return (own,)  # nothing else to be for: a token for managing the account
+    return narrow(requested, user.audiences, "audience")
 
 
 async def issue_with_client(

@@ -106,7 +106,8 @@ async def client(request, authsvc) -> AsyncIterator[Client]:
 
 async def test_every_rpc(client, store, passwords, fake_clock, settings):
     user = await add_user(store, passwords, fake_clock)
-    issued = await client("issue", PasswordCredential(user.name, user.password))  # authsvc and orders
+    issued = await client("issue", PasswordCredential(user.name, user.password))  # for orders
+    own = await client("issue", PasswordCredential(user.name, user.password), audience=["authsvc"])  # self-service
     assert isinstance(issued, TokenPair)
     assert issued.token_type == "Bearer" and issued.session_id and issued.refresh_token
     assert issued.scope == ("read", "write") and issued.expires_in == 300
@@ -124,8 +125,8 @@ async def test_every_rpc(client, store, passwords, fake_clock, settings):
     )
     assert local == ok.claims  # the RPC and the local rules agree (raw is not compared)
 
-    sessions = await client("list_sessions", issued.access_token)
-    assert [s.session_id for s in sessions] == [issued.session_id]
+    sessions = await client("list_sessions", own.access_token)
+    assert [s.session_id for s in sessions] == [issued.session_id, own.session_id]
     assert sessions[0].subject == user.id and sessions[0].revoked_at is None and sessions[0].last_refresh_at is None
 
     refreshed = await client("refresh", issued.refresh_token, scope=["read"])
@@ -133,12 +134,14 @@ async def test_every_rpc(client, store, passwords, fake_clock, settings):
     with pytest.raises(InvalidCredentials):
         await client("refresh", "not-a-refresh-token")
 
-    enrolment = await client("enroll_mfa", refreshed.access_token)
+    with pytest.raises(InvalidCredentials):  # a token for orders does not work at authsvc's self-service
+        await client("enroll_mfa", refreshed.access_token)
+    enrolment = await client("enroll_mfa", own.access_token)
     assert enrolment.otpauth_uri.startswith("otpauth://totp/") and enrolment.secret not in repr(enrolment)
-    codes = await client("confirm_mfa", refreshed.access_token, pyotp.TOTP(enrolment.secret).at(fake_clock.now()))
+    codes = await client("confirm_mfa", own.access_token, pyotp.TOTP(enrolment.secret).at(fake_clock.now()))
     assert len(codes) >= 5 and len(set(codes)) == len(codes)
 
-    challenge = await client("issue", PasswordCredential(user.name, user.password))
+    challenge = await client("issue", PasswordCredential(user.name, user.password), audience=["authsvc"])
     assert isinstance(challenge, MfaChallenge)
     assert set(challenge.methods) == {"totp", "recovery_code"} and challenge.expires_at > fake_clock.now()
     with pytest.raises(ValueError):
@@ -157,7 +160,7 @@ async def test_every_rpc(client, store, passwords, fake_clock, settings):
     events = await client.watch_until(0, lambda e: e.kind == "session" and e.value == issued.session_id)
     assert any(e.kind == "jti" and e.value == refreshed_jti for e in events)
     assert all(e.resume_cursor <= e.seq for e in events)
-    assert await client("revoke", subject=user.id, access_token=second.access_token) == 1  # the MFA session
+    assert await client("revoke", subject=user.id, access_token=second.access_token) == 2  # own and the MFA one
 
     service = await add_client(store, fake_clock)
     pair = await client("issue", ClientCredential(service.id, service.secret), audience=["orders"])
@@ -173,7 +176,7 @@ async def test_errors_become_the_client_exception_tree(client, store, passwords,
 
     alice, bob = await add_user(store, passwords, fake_clock), await add_user(store, passwords, fake_clock)
     a = await client("issue", PasswordCredential(alice.name, alice.password))
-    b = await client("issue", PasswordCredential(bob.name, bob.password))
+    b = await client("issue", PasswordCredential(bob.name, bob.password), audience=["authsvc"])
     with pytest.raises(PermissionDenied) as denied:
         await client("revoke", session_id=a.session_id, access_token=b.access_token)
     assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED
@@ -195,7 +198,7 @@ async def test_errors_become_the_client_exception_tree(client, store, passwords,
 
 async def test_an_old_login_must_reauthenticate(client, store, passwords, fake_clock):
     user = await add_user(store, passwords, fake_clock)
-    pair = await client("issue", PasswordCredential(user.name, user.password))
+    pair = await client("issue", PasswordCredential(user.name, user.password), audience=["authsvc"])
     for _ in range(2):  # 1000 s later, on a freshly refreshed token: still the old login
         fake_clock.advance(500)
         pair = await client("refresh", pair.refresh_token)

@@ -40,6 +40,16 @@ def node_modules() -> Path:
 
 
 @pytest.fixture(scope="module")
+async def plain(settings, database_url) -> AsyncIterator[App]:
+    """A replica on a clock near the real time: Node.js checks exp and nbf
+    against its own clock, not the tests' fake one."""
+    app = App(settings, database_url, clock=FakeClock())
+    await app.start()
+    yield app
+    await app.stop(grace=0)
+
+
+@pytest.fixture(scope="module")
 async def encrypting(settings, database_url) -> AsyncIterator[App]:
     """A replica with nested tokens on: the Node.js side decrypts them."""
     policy = dataclasses.replace(settings.policy, encrypt_tokens=True)
@@ -58,7 +68,7 @@ def run_node(payload: dict[str, Any]) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-async def test_node_jose_and_grpc_js(node_modules, app, store, clock, encrypting):
+async def test_node_jose_and_grpc_js(node_modules, plain, store, clock, encrypting):
     client = await add_client(store, clock, audiences=("orders", "ledger"))
     # A service "ledger" registered its encryption key; get a nested token for it.
     private = jwk.JWK.generate(kty="EC", crv="P-256")
@@ -72,7 +82,7 @@ async def test_node_jose_and_grpc_js(node_modules, app, store, clock, encrypting
     seen = await asyncio.to_thread(
         run_node,
         {
-            "addr": f"127.0.0.1:{app.port}",
+            "addr": f"127.0.0.1:{plain.port}",
             "proto_dir": str(PROTOS),
             "issuer": "authsvc-test",
             "audience": "orders",

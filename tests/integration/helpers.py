@@ -70,3 +70,9 @@ async def login(
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
+
+
+async def self_login(stub: pb_grpc.AuthServiceAsyncStub, user: UserCreds, scope: Sequence[str] = ()) -> pb.TokenPair:
+    """A token for authsvc itself (and nothing else): what its self-service
+    calls (EnrollMFA, ConfirmMFA, Revoke of a session or subject, ListSessions) take."""
+    return await login(stub, user, audience=["authsvc"], scope=scope)

@@ -28,11 +28,25 @@ async def test_password_login_gives_pair_with_rfc9068_claims(stub, store, passwo
 
 
 async def test_empty_request_grants_everything_allowed(stub, store, passwords, clock):
-    user = await add_user(store, passwords, clock, scopes=("a", "b"), audiences=("orders",))
+    user = await add_user(store, passwords, clock, scopes=("a", "b"), audiences=("orders", "billing"))
     pair = await login(stub, user)
-    resp = await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="authsvc"))
-    assert sorted(resp.claims.aud) == ["authsvc", "orders"]
+    resp = await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))
+    assert sorted(resp.claims.aud) == ["billing", "orders"]  # authsvc's own only when asked for
     assert sorted(resp.claims.scope) == ["a", "b"]
+
+
+async def test_authsvc_audience_is_only_ever_alone(stub, store, passwords, clock):
+    """A token a service receives must never also work at authsvc's
+    self-service calls (the service could enrol MFA or revoke as the user)."""
+    user = await add_user(store, passwords, clock, audiences=("orders",))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await login(stub, user, audience=["authsvc", "orders"])
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    own = await login(stub, user, audience=["authsvc"])
+    assert (await stub.Verify(pb.VerifyRequest(token=own.access_token, audience="authsvc"))).claims.aud == ["authsvc"]
+    lonely = await add_user(store, passwords, clock, audiences=())
+    alone = await login(stub, lonely)  # nothing else to be for
+    assert (await stub.Verify(pb.VerifyRequest(token=alone.access_token, audience="authsvc"))).active
 
 
 async def test_wrong_password_and_unknown_user_get_the_same_answer(stub, store, passwords, clock):

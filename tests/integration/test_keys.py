@@ -17,7 +17,7 @@ from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
 
 from ..support import FakeClock, create_database, drop_database
-from .helpers import add_client, add_user, bearer, login
+from .helpers import add_client, add_user, bearer, self_login
 
 R = pb.InactiveReason
 KEK_A = "a:" + "A" * 43
@@ -150,7 +150,7 @@ async def test_kek_rotation_reseals_every_secret(settings, own_db, passwords):
         user = await add_user(old.deps.store, passwords, clock)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{old.port}") as ch:
             stub = pb_grpc.AuthServiceStub(ch)
-            token = (await login(stub, user)).access_token
+            token = (await self_login(stub, user)).access_token
             secret = (await stub.EnrollMFA(pb.EnrollMFARequest(), metadata=bearer(token))).secret
             code = pyotp.TOTP(secret).at(clock.now())
             await stub.ConfirmMFA(pb.ConfirmMFARequest(totp_code=code), metadata=bearer(token))
@@ -168,6 +168,7 @@ async def test_kek_rotation_reseals_every_secret(settings, own_db, passwords):
             resp = await stub.Issue(
                 pb.IssueRequest(password=pb.PasswordCredential(username=user.name, password=user.password))
             )
+            assert resp.WhichOneof("result") == "mfa_challenge"
             done = await stub.ChallengeMFA(
                 pb.ChallengeMFARequest(
                     challenge_id=resp.mfa_challenge.challenge_id, totp_code=pyotp.TOTP(secret).at(clock.now())

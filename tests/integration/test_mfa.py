@@ -8,11 +8,11 @@ import pytest
 
 from authsvc_client import pb
 
-from .helpers import UserCreds, add_user, bearer, login
+from .helpers import UserCreds, add_user, bearer, self_login
 
 
 async def enrol(stub, user: UserCreds, clock) -> tuple[str, list[str]]:
-    token = (await login(stub, user)).access_token
+    token = (await self_login(stub, user)).access_token
     enrolment = await stub.EnrollMFA(pb.EnrollMFARequest(), metadata=bearer(token))
     assert enrolment.otpauth_uri.startswith("otpauth://totp/")
     assert "issuer=authsvc-test" in enrolment.otpauth_uri
@@ -24,7 +24,8 @@ async def enrol(stub, user: UserCreds, clock) -> tuple[str, list[str]]:
 
 
 async def start(stub, user: UserCreds) -> pb.MFAChallenge:
-    resp = await stub.Issue(pb.IssueRequest(password=pb.PasswordCredential(username=user.name, password=user.password)))
+    credential = pb.PasswordCredential(username=user.name, password=user.password)
+    resp = await stub.Issue(pb.IssueRequest(password=credential, audience=["authsvc"]))
     assert resp.WhichOneof("result") == "mfa_challenge"
     return resp.mfa_challenge
 
@@ -102,7 +103,7 @@ async def test_recovery_codes_work_once(stub, store, passwords, clock):
 
 async def test_enrolment_needs_a_recent_login_and_happens_once(stub, store, passwords, clock):
     user = await add_user(store, passwords, clock)
-    token = (await login(stub, user)).access_token
+    token = (await self_login(stub, user)).access_token
     clock.advance(901)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.EnrollMFA(pb.EnrollMFARequest(), metadata=bearer(token))
@@ -117,7 +118,7 @@ async def test_enrolment_needs_a_recent_login_and_happens_once(stub, store, pass
 
 async def test_confirm_without_pending_enrolment_or_with_wrong_code(stub, store, passwords, clock):
     user = await add_user(store, passwords, clock)
-    token = (await login(stub, user)).access_token
+    token = (await self_login(stub, user)).access_token
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ConfirmMFA(pb.ConfirmMFARequest(totp_code="123456"), metadata=bearer(token))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

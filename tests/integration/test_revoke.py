@@ -7,7 +7,7 @@ import pytest
 
 from authsvc_client import pb
 
-from .helpers import add_client, add_user, bearer, login
+from .helpers import add_client, add_user, bearer, login, self_login
 
 R = pb.InactiveReason
 
@@ -41,8 +41,8 @@ async def test_revoke_refresh_token_ends_its_session(stub, store, passwords, clo
 async def test_revoke_own_session_and_not_someone_elses(stub, store, passwords, clock):
     alice = await add_user(store, passwords, clock)
     bob = await add_user(store, passwords, clock)
-    a1, a2 = await login(stub, alice), await login(stub, alice)
-    b1 = await login(stub, bob)
+    a1, a2 = await login(stub, alice), await self_login(stub, alice)
+    b1 = await self_login(stub, bob)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.Revoke(pb.RevokeRequest(session_id=a1.session_id), metadata=bearer(b1.access_token))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -52,14 +52,16 @@ async def test_revoke_own_session_and_not_someone_elses(stub, store, passwords, 
     resp = await stub.Revoke(pb.RevokeRequest(session_id=a1.session_id), metadata=bearer(a2.access_token))
     assert resp.revoked == 1
     assert await active(stub, a1.access_token) == R.INACTIVE_REASON_REVOKED
-    assert await active(stub, a2.access_token) == R.INACTIVE_REASON_UNSPECIFIED
+    assert await active(stub, a2.access_token, "authsvc") == R.INACTIVE_REASON_UNSPECIFIED
 
 
 async def test_revoke_subject_logs_out_everywhere(stub, store, passwords, clock):
     user = await add_user(store, passwords, clock)
-    pairs = [await login(stub, user) for _ in range(3)]
-    resp = await stub.Revoke(pb.RevokeRequest(subject=user.id), metadata=bearer(pairs[0].access_token))
+    own = await self_login(stub, user)
+    pairs = [await login(stub, user) for _ in range(2)]
+    resp = await stub.Revoke(pb.RevokeRequest(subject=user.id), metadata=bearer(own.access_token))
     assert resp.revoked == 3
+    assert await active(stub, own.access_token, "authsvc") == R.INACTIVE_REASON_REVOKED
     for pair in pairs:
         assert await active(stub, pair.access_token) == R.INACTIVE_REASON_REVOKED
     # Logging in again afterwards works (a new session is not caught by the cut).
@@ -70,11 +72,11 @@ async def test_revoke_subject_logs_out_everywhere(stub, store, passwords, clock)
 async def test_admin_may_revoke_any_subject(stub, store, passwords, clock):
     admin = await add_user(store, passwords, clock, scopes=("authsvc:admin",))
     user = await add_user(store, passwords, clock)
-    victim = await login(stub, user)
-    admin_token = (await login(stub, admin)).access_token
+    victim = await self_login(stub, user)
+    admin_token = (await self_login(stub, admin)).access_token
     resp = await stub.Revoke(pb.RevokeRequest(subject=user.id), metadata=bearer(admin_token))
     assert resp.revoked == 1
-    assert await active(stub, victim.access_token) == R.INACTIVE_REASON_REVOKED
+    assert await active(stub, victim.access_token, "authsvc") == R.INACTIVE_REASON_REVOKED
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.Revoke(pb.RevokeRequest(subject=admin.id), metadata=bearer(victim.access_token))
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED  # the victim's token is dead
@@ -85,7 +87,7 @@ async def test_revoke_service_client_subject_cuts_its_tokens(stub, store, passwo
     client = await add_client(store, clock)
     cred = pb.ClientCredential(client_id=client.id, client_secret=client.secret)
     token = (await stub.Issue(pb.IssueRequest(client=cred))).tokens.access_token
-    admin_token = (await login(stub, admin)).access_token
+    admin_token = (await self_login(stub, admin)).access_token
     await stub.Revoke(pb.RevokeRequest(subject=client.id), metadata=bearer(admin_token))
     assert await active(stub, token) == R.INACTIVE_REASON_REVOKED
     clock.advance(1)

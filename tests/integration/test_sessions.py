@@ -16,7 +16,7 @@ from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
 
 from ..support import FakeClock
-from .helpers import add_user, bearer, login
+from .helpers import add_user, bearer, login, self_login
 
 R = pb.InactiveReason
 
@@ -119,12 +119,13 @@ async def test_fifty_concurrent_refreshes_without_grace_one_winner(stub, store, 
 
 async def test_refresh_racing_a_revoke_never_leaves_a_live_token(stub, store, passwords, clock):
     user = await add_user(store, passwords, clock)
+    owner = (await self_login(stub, user)).access_token  # may revoke the user's sessions
     for _ in range(15):
         pair = await login(stub, user)
         clock.advance(3)
         outcome, _ = await asyncio.gather(
             refresh(stub, pair.refresh_token),
-            stub.Revoke(pb.RevokeRequest(session_id=pair.session_id), metadata=bearer(pair.access_token)),
+            stub.Revoke(pb.RevokeRequest(session_id=pair.session_id), metadata=bearer(owner)),
             return_exceptions=True,
         )
         assert (await store.session(pair.session_id)).revoked_at is not None
@@ -192,7 +193,7 @@ async def test_lockouts_grow(stub, store, passwords, clock):
 async def test_list_sessions_shows_what_each_refresh_recorded(stub, store, passwords, clock):
     user = await add_user(store, passwords, clock)
     other = await add_user(store, passwords, clock)
-    first = await login(stub, user)
+    first = await self_login(stub, user)
     await login(stub, user)
     clock.advance(5)
     await refresh(stub, first.refresh_token)
@@ -201,7 +202,7 @@ async def test_list_sessions_shows_what_each_refresh_recorded(stub, store, passw
     mine = next(s for s in resp.sessions if s.session_id == first.session_id)
     assert mine.refresh_count == 1 and mine.last_refresh_at.seconds == int(clock.now())
     assert mine.peer.startswith("ipv4:127.0.0.1") and "grpc-python" in mine.user_agent
-    theirs = await login(stub, other)
+    theirs = await self_login(stub, other)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ListSessions(pb.ListSessionsRequest(subject=user.id), metadata=bearer(theirs.access_token))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED

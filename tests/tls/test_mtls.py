@@ -19,7 +19,7 @@ from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
 
 from ..conftest import unique
-from ..integration.helpers import add_user, bearer, login
+from ..integration.helpers import add_user, bearer, login, self_login
 from ..support import FakeClock
 from ..tlsutil import Issued, TestCA
 
@@ -130,7 +130,7 @@ async def test_a_bound_session_refreshes_only_with_its_certificate(mtls, tls_onl
     user = await add_user(store, passwords, clock)
     async with channel(mtls, pki, pki.alice) as ch:
         stub = pb_grpc.AuthServiceStub(ch)
-        pair = await login(stub, user)
+        pair = await self_login(stub, user)
         assert claims(pair.access_token)["cnf"] == {"x5t#S256": pki.alice.thumbprint}
     mtls.clock.advance(3)
     tls_only.clock.advance(3)
