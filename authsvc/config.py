@@ -96,6 +96,7 @@ class Settings:
             bind_to_cert=not reader.flag("AUTHSVC_NO_CERT_BINDING"),
             key_rotation_interval=reader.integer("AUTHSVC_KEY_ROTATION_INTERVAL", 30 * 24 * 3600, 0, 10 * 366 * 86400),
             key_publish_lead=reader.integer("AUTHSVC_KEY_PUBLISH_LEAD", 3600, 0, 7 * 24 * 3600),
+            key_reload_interval=reader.integer("AUTHSVC_KEY_RELOAD_INTERVAL", 30, 1, 3600),
             account_limit=Limit(
                 reader.integer("AUTHSVC_LOGIN_MAX_FAILURES", 5, 1, 1000),
                 900.0,
@@ -103,7 +104,7 @@ class Settings:
                 3600.0,
             ),
             peer_limit=Limit(
-                reader.integer("AUTHSVC_PEER_MAX_FAILURES", 50, 1, 100_000),
+                reader.integer("AUTHSVC_PEER_MAX_ATTEMPTS", 300, 1, 1_000_000),
                 900.0,
                 float(reader.integer("AUTHSVC_LOCKOUT_SECONDS", 30, 1, 3600)),
                 3600.0,
@@ -123,7 +124,7 @@ class Settings:
             max_message_bytes=reader.integer("AUTHSVC_MAX_MESSAGE_BYTES", 64 * 1024, 16 * 1024, 4 << 20),
             shutdown_grace=float(reader.integer("AUTHSVC_SHUTDOWN_GRACE", 10, 0, 300)),
             reconcile_interval=reader.integer("AUTHSVC_RECONCILE_MS", 1000, 50, 60_000) / 1000,
-            key_reload_interval=float(reader.integer("AUTHSVC_KEY_RELOAD_INTERVAL", 30, 1, 3600)),
+            key_reload_interval=float(policy.key_reload_interval),
             use_notify=not reader.flag("AUTHSVC_NO_NOTIFY"),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )

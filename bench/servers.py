@@ -83,7 +83,7 @@ def authsvc_env(database_url: str, kek: str) -> dict[str, str]:
         AUTHSVC_REFRESH_MIN_INTERVAL="0",
         # Every login comes from 127.0.0.1: the per-peer counter would throttle
         # 64 logins in flight. Each in-flight login has its own account.
-        AUTHSVC_PEER_MAX_FAILURES="100000",
+        AUTHSVC_PEER_MAX_ATTEMPTS="1000000",
         AUTHSVC_LOGIN_MAX_FAILURES="1000",
     )
     return env

@@ -31,6 +31,8 @@ async def issue_with_password(
     validate.text(password, "password", validate.MAX_SECRET)
     audiences, scopes = validate.names(audiences, "audience"), validate.names(scopes, "scope")
     account, peer = f"pwd-account:{username}", f"pwd-peer:{guard.peer_key(call.peer)}"
+    # A successful login counts against its peer too, so the peer limit must
+    # allow for the legitimate logins of everyone behind one address.
     # Keyed by the name given, not the user: unknown names throttle alike.
     await guard.reserve(deps, [(account, deps.policy.account_limit), (peer, deps.policy.peer_limit)])
     now = deps.clock.now()
@@ -41,7 +43,9 @@ async def issue_with_password(
     if user is None or not ok or user.disabled:
         await deps.store.audit("login_failed", now, subject=user.id if user else "", peer=call.peer)
         raise InvalidCredentials()
-    await deps.store.release_throttles(reset=[account], give_back=[peer])
+    # The peer's attempt is not given back: else one valid account of the
+    # attacker's, logged into between guesses, would keep the peer counter flat.
+    await deps.store.release_throttles(reset=[account])
     if rehash:
         await deps.store.set_password_hash(user.id, await deps.passwords.hash_async(password))
     granted_aud = _user_grant(deps, user, audiences)

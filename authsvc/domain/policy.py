@@ -40,13 +40,19 @@ class Policy:
     #: without the same certificate; refresh tokens likewise.
     bind_to_cert: bool = True
     account_limit: Limit = field(default_factory=lambda: Limit(5, 900.0, 30.0, 3600.0))
-    peer_limit: Limit = field(default_factory=lambda: Limit(50, 900.0, 30.0, 3600.0))
+    #: Per peer address every password attempt counts, successes included.
+    peer_limit: Limit = field(default_factory=lambda: Limit(300, 900.0, 30.0, 3600.0))
     mfa_limit: Limit = field(default_factory=lambda: Limit(10, 900.0, 60.0, 3600.0))
+
+    #: How often replicas reload keys without a notice; a retired key may
+    #: still sign on a replica for this long.
+    key_reload_interval: int = 30
 
     @property
     def retire_after(self) -> int:
-        """A retired key stays published this long: its last token's lifetime."""
-        return self.access_ttl + self.leeway
+        """A retired key stays published this long: the lifetime of the last
+        token it may sign, on the slowest replica to hear of the rotation."""
+        return self.key_reload_interval + self.access_ttl + self.leeway
 
     @property
     def revocation_ttl(self) -> int:

@@ -19,10 +19,14 @@ from .models import Revocation
 
 #: A hole in the sequence older than this is a rolled-back insert, not a slow one.
 GAP_TIMEOUT_SECONDS = 60.0
-#: Holes are tracked only this far below a sequence number seen: further down
-#: they are pruned entries (a replica starting on an old log) or long rolled
-#: back, never a transaction still in flight (there are far fewer connections).
-MAX_GAP_SPAN = 1_000
+#: On the first read of the log, holes are tracked only this far below the
+#: first number seen: further down are entries pruned long ago (a replica
+#: starting on an old log would otherwise track millions), not transactions
+#: still in flight, which are few and recent.
+STARTUP_GAP_SPAN = 1_000
+#: Afterwards every hole is tracked (one transaction may write thousands of
+#: rows, say revoking a subject with many sessions), up to this many.
+MAX_GAP_SPAN = 1_000_000
 #: Expired entries are swept at most this often (seconds): a sweep touches
 #: every entry, and Revoke syncs on every call.
 PRUNE_INTERVAL = 10.0
@@ -54,7 +58,8 @@ class RevocationSet:
             elif entry.seq <= self.cursor:
                 continue  # seen already
             else:
-                for missing in range(max(self.cursor + 1, entry.seq - MAX_GAP_SPAN), entry.seq):
+                span = STARTUP_GAP_SPAN if self.cursor == 0 else MAX_GAP_SPAN
+                for missing in range(max(self.cursor + 1, entry.seq - span), entry.seq):
                     self._gaps[missing] = now
                 self.cursor = entry.seq
             fresh.append(entry)

@@ -31,6 +31,7 @@ from ._retry import RetryPolicy
 from ._revocations import RevocationSet
 from ._verify import (
     DEFAULT_LEEWAY_SECONDS,
+    MAX_LEEWAY_SECONDS,
     AccessClaims,
     Reason,
     Requirements,
@@ -358,7 +359,7 @@ class TokenVerifier:
         self._cursor = max(self._cursor, event.resume_cursor)
         now = self._clock()
         if now - self._pruned_at > _PRUNE_INTERVAL:
-            self._revocations.prune(now)
+            self._revocations.prune(now - MAX_LEEWAY_SECONDS)  # entries outlive any leeway a verifier may allow
             self._pruned_at = now
 
     async def _watch(self) -> None:
