@@ -177,15 +177,22 @@ class App:
         except StoreUnavailable:
             if self._healthy:
                 self._healthy = False
-                # Fail closed: without the revocation log we cannot vouch for tokens.
+                # Fail closed: without the revocation log we cannot vouch for
+                # tokens, so Verify answers UNAVAILABLE and watchers are cut
+                # off (their verifiers go stale rather than trust old data).
+                assert self.deps is not None
+                self.deps.live.current = False
+                self.deps.live.close_subscribers()
                 await self._set_health(_NOT_SERVING)
-                log.warning("database unreachable: health NOT_SERVING")
+                log.warning("database unreachable: health NOT_SERVING, Verify fails closed")
             return
         except Exception:
             log.exception("background work failed")
             return
         if not self._healthy:
             self._healthy = True
+            assert self.deps is not None
+            self.deps.live.current = True
             await self._set_health(_SERVING)
             log.info("database reachable again")
 

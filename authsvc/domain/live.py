@@ -11,6 +11,8 @@ import logging
 from authsvc_client import AccessClaims, Requirements
 from authsvc_client._verify import accept, read_access_token
 
+from authsvc.errors import StoreUnavailable
+
 from .clock import Clock
 from .encryption import Encryptor, generate_own_key
 from .kek import Kek
@@ -38,6 +40,9 @@ class LiveState:
         self._clock = clock
         self._subscribers: set[asyncio.Queue[Revocation | None]] = set()
         self._verified: dict[str, AccessClaims] = {}  # token -> claims whose signature checked out
+        #: False while the revocation log cannot be read: revocations made on
+        #: other replicas would go unseen, so Verify fails closed.
+        self.current = True
 
     @classmethod
     async def load(cls, store: Store, kek: Kek, policy: Policy, clock: Clock) -> LiveState:
@@ -113,6 +118,8 @@ class LiveState:
         checked once is looked up, not checked again; the rules that depend on
         the moment and the caller (time, audience, scopes, binding, auth age,
         revocation) run on every call all the same."""
+        if not self.current:
+            raise StoreUnavailable()
         claims = self._verified.get(token)
         if claims is None:
             claims = read_access_token(token, self.keyring.verification_keys, self.encryptor.decryption_keys)

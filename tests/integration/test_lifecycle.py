@@ -74,6 +74,7 @@ async def test_database_outage_fails_closed_then_recovers(settings, own_db, admi
         user = await add_user(app.deps.store, passwords, clock)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
             stub = pb_grpc.AuthServiceStub(ch)
+            pair = await login(stub, user)
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
             await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -83,9 +84,14 @@ async def test_database_outage_fails_closed_then_recovers(settings, own_db, admi
                 "service unavailable, retry later",
             )
             await _until(lambda: health(app.port), NOT_SERVING)
+            # Revocations elsewhere would go unseen: Verify fails closed too.
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             await _until(lambda: health(app.port), SERVING)
             assert (await login(stub, user)).access_token
+            assert (await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))).active
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
