@@ -162,6 +162,7 @@ class App:
             now = self.clock.now()
             await self._guarded(store.prune_revocations(now))
             await self._guarded(store.forget_grace_pairs(now - deps.policy.refresh_grace))
+            await self._guarded(store.prune_expired(now))
 
     async def maintain_keys(self) -> None:
         """Rotate if due, then load what the database says (also what the timer does)."""

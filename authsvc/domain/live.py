@@ -8,10 +8,9 @@ import contextlib
 import itertools
 import logging
 
+from authsvc.errors import StoreUnavailable
 from authsvc_client import AccessClaims, Requirements
 from authsvc_client._verify import accept, read_access_token
-
-from authsvc.errors import StoreUnavailable
 
 from .clock import Clock
 from .encryption import Encryptor, generate_own_key

@@ -48,6 +48,26 @@ class GuardMixin(Base):
             return result
 
     @translated
+    async def prune_expired(self, now: float, keep: float = 86_400.0) -> dict[str, int]:
+        """Forget what can no longer matter, ``keep`` seconds after it stopped
+        mattering: ended sessions (their refresh tokens go with them), MFA
+        challenges, and throttle counters with no window or lockout left."""
+        before = cv.ts(now - keep)
+        counts = {}
+        async with self._pool.acquire() as conn:
+            for name, sql in (
+                ("sessions", "DELETE FROM sessions WHERE expires_at < $1"),
+                ("mfa_challenges", "DELETE FROM mfa_challenges WHERE expires_at < $1"),
+                (
+                    "throttle",
+                    "DELETE FROM throttle WHERE window_start < $1 AND (locked_until IS NULL OR locked_until < $1)",
+                ),
+            ):
+                status = await conn.execute(sql, before)
+                counts[name] = int(status.split()[-1])
+        return counts
+
+    @translated
     async def release_throttles(self, reset: Sequence[str] = (), give_back: Sequence[str] = ()) -> None:
         """After a success, in one statement: clear the counters in ``reset``,
         and give back the one attempt reserved on each of ``give_back``."""

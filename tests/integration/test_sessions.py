@@ -286,3 +286,15 @@ def _jti(token: str) -> str:
 
     body = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))["jti"]
+
+
+async def test_ended_sessions_challenges_and_counters_are_forgotten(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock)
+    pair = await login(stub, user)
+    await wrong_login(stub, "nobody-" + user.name)
+    later = clock.now() + 7 * 24 * 3600 + 86_400 + 1  # past the session's lifetime, plus a day kept
+    counts = await store.prune_expired(later)
+    assert counts["sessions"] >= 1 and counts["throttle"] >= 1
+    assert await store.session(pair.session_id) is None
+    left = await store._pool.fetchval("SELECT count(*) FROM refresh_tokens WHERE session_id = $1::uuid", pair.session_id)
+    assert left == 0
