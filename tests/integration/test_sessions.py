@@ -296,5 +296,6 @@ async def test_ended_sessions_challenges_and_counters_are_forgotten(stub, store,
     counts = await store.prune_expired(later)
     assert counts["sessions"] >= 1 and counts["throttle"] >= 1
     assert await store.session(pair.session_id) is None
-    left = await store._pool.fetchval("SELECT count(*) FROM refresh_tokens WHERE session_id = $1::uuid", pair.session_id)
+    query = "SELECT count(*) FROM refresh_tokens WHERE session_id = $1::uuid"
+    left = await store._pool.fetchval(query, pair.session_id)
     assert left == 0
