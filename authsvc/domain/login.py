@@ -69,7 +69,8 @@ async def issue_with_password(
         deps, user_id=user.id, audiences=granted_aud, scopes=granted_scopes,
         amr=AMR_PASSWORD, auth_time=now, call=call,
     )  # fmt: skip
-    await deps.store.create_session(session, record, audit="login_ok")
+    if not await deps.store.create_session(session, record, audit="login_ok"):
+        raise InvalidCredentials()  # every session of the user was revoked while this login ran
     return session_pair(deps, session, refresh, granted_scopes)
 
 

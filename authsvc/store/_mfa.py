@@ -14,7 +14,7 @@ from authsvc.domain.models import (
 
 from . import _convert as cv
 from ._base import Base, translated
-from ._sessions import insert_token
+from ._sessions import _LIVE_OWNER, insert_token
 
 
 class MfaMixin(Base):
@@ -126,15 +126,18 @@ class MfaMixin(Base):
                 # The code was spent by a concurrent call: raising rolls back
                 # the consume above as well.
                 raise _CodeSpent()
-            await conn.execute(
-                "INSERT INTO sessions (id, user_id, subject, audiences, scopes, amr, acr, auth_time,"
+            status = await conn.execute(
+                "WITH owner AS (" + _LIVE_OWNER + ")"  # noqa: S608 - constant fragments, no input
+                " INSERT INTO sessions (id, user_id, subject, audiences, scopes, amr, acr, auth_time,"
                 " created_at, expires_at, peer, user_agent, cert_thumbprint)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                " SELECT $1, id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM owner",
                 uuid.UUID(session.id), uid, session.subject, list(session.audiences),
                 list(session.scopes), list(session.amr), session.acr, cv.ts(session.auth_time),
                 cv.ts(session.created_at), cv.ts(session.expires_at), session.peer, session.user_agent,
                 session.cert_thumbprint,
             )  # fmt: skip
+            if not status.endswith(" 1"):
+                raise _CodeSpent()  # the user's sessions were revoked after the password was checked
             await insert_token(conn, token)
             return True
 

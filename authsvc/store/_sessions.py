@@ -21,18 +21,22 @@ class SessionsMixin(Base):
     # sessions and refresh tokens ------------------------------------------
 
     @translated
-    async def create_session(self, session: Session, token: RefreshTokenRecord, audit: str = "") -> None:
+    async def create_session(self, session: Session, token: RefreshTokenRecord, audit: str = "") -> bool:
         """The session, its first refresh token and (``audit``) the login's
-        audit event: one statement, so one round trip and atomic."""
-        await self._pool.execute(
+        audit event: one statement, so one round trip and atomic. False when
+        the user's sessions were revoked after this login proved itself."""
+        status = await self._pool.execute(
             """
-            WITH opened AS (
+            WITH owner AS ("""  # noqa: S608 - constant fragments, no input
+            + _LIVE_OWNER
+            + """
+            ), opened AS (
                 INSERT INTO sessions (id, user_id, subject, audiences, scopes, amr, acr, auth_time,
                                       created_at, expires_at, peer, user_agent, cert_thumbprint)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id
+                SELECT $1, id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM owner RETURNING id
             ), audited AS (
                 INSERT INTO audit_log (at, event, subject, session_id, peer)
-                SELECT $9, $19, $3, $1, $11 WHERE $19 <> ''
+                SELECT $9, $19, $3, id, $11 FROM opened WHERE $19 <> ''
             )
             INSERT INTO refresh_tokens (id, session_id, secret_hash, scopes, created_at, expires_at)
             SELECT $14, id, $15, $16, $17, $18 FROM opened
@@ -44,6 +48,7 @@ class SessionsMixin(Base):
             token.id, token.secret_hash, list(token.scopes), cv.ts(token.created_at), cv.ts(token.expires_at),
             audit,
         )  # fmt: skip
+        return bool(status.endswith(" 1"))
 
     @translated
     async def session(self, session_id: str) -> Session | None:
@@ -146,6 +151,13 @@ class SessionsMixin(Base):
         return int(status.split()[-1])
 
 
+# The session's user, share-locked, unless its sessions were revoked after this
+# login's auth_time ($8). The lock waits for a revoke in flight (which updates
+# the row) and then reads the row again, so a racing login sees the revoke.
+_LIVE_OWNER = """
+    SELECT id FROM users WHERE id = $2
+    AND (sessions_valid_after IS NULL OR sessions_valid_after <= $8) FOR SHARE"""
+
 # Both rows locked at once: a join with FOR UPDATE locks the token and its
 # session; they come back as composite values, so their columns do not clash.
 _SELECT_FOR_ROTATION = (
@@ -191,6 +203,13 @@ async def append_revocation(conn: Any, kind: str, value: str, now: float, expire
 async def revoke_subject_in(conn: Any, subject: str, now: float, expires_at: float) -> int:
     """Every live session of ``subject`` revoked and logged, and the subject
     cut, in two statements however many sessions there are."""
+    try:
+        user_id: uuid.UUID | None = uuid.UUID(subject)
+    except ValueError:
+        user_id = None  # a service client: no sessions, the subject cut covers it
+    if user_id is not None:
+        # First, so a login racing this one waits on the row and then sees it.
+        await conn.execute("UPDATE users SET sessions_valid_after = $2 WHERE id = $1", user_id, cv.ts(now))
     revoked = await conn.fetchval(
         """
         WITH gone AS (

@@ -299,3 +299,28 @@ async def test_ended_sessions_challenges_and_counters_are_forgotten(stub, store,
     query = "SELECT count(*) FROM refresh_tokens WHERE session_id = $1::uuid"
     left = await store._pool.fetchval(query, pair.session_id)
     assert left == 0
+
+
+async def test_a_login_that_proved_itself_before_a_revoke_cannot_open_a_session_after_it(app, store, passwords, clock):
+    """The race of a login with 'log out everywhere' (or a password change):
+    the password was checked, then every session was revoked, then the login
+    tries to open its session. It must not survive the revoke."""
+    from authsvc.domain.grants import new_session
+    from authsvc.domain.models import CallInfo
+
+    user = await add_user(store, passwords, clock)
+    checked_at = clock.now()
+    clock.advance(1)
+    await store.revoke_subject(user.id, clock.now(), clock.now() + 400)
+    session, record, _ = new_session(
+        app.deps, user_id=user.id, audiences=("orders",), scopes=("read",), amr=("pwd",),
+        auth_time=checked_at, call=CallInfo(),
+    )  # fmt: skip
+    assert await store.create_session(session, record) is False
+    assert await store.session(session.id) is None
+    clock.advance(1)
+    later, record, _ = new_session(
+        app.deps, user_id=user.id, audiences=("orders",), scopes=("read",), amr=("pwd",),
+        auth_time=clock.now(), call=CallInfo(),
+    )  # fmt: skip
+    assert await store.create_session(later, record) is True  # a login after the revoke is fine
