@@ -8,7 +8,7 @@ import contextlib
 import itertools
 import logging
 
-from authsvc.errors import StoreUnavailable
+from authsvc.errors import StoreUnavailable, Throttled
 from authsvc_client import AccessClaims, Requirements
 from authsvc_client._verify import accept, read_access_token
 
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 #: signature check (about 100 bytes of claims each, beside the token string).
 VERIFIED_CACHE_SIZE = 100_000
 SYNC_BATCH = 5_000
+#: Open WatchRevocations streams per replica: one per service process is the
+#: expected use; far more is a leak or an attack.
+MAX_WATCHERS = 1_000
 
 
 class LiveState:
@@ -91,7 +94,10 @@ class LiveState:
         return gaps[0] - 1 if gaps else self.revocations.cursor
 
     def subscribe(self, maxsize: int = 10_000) -> asyncio.Queue[Revocation | None]:
-        """New revocations as they are applied; ``None`` means the stream ends."""
+        """New revocations as they are applied; ``None`` means the stream ends.
+        Refused (Throttled) past MAX_WATCHERS: each one holds a queue."""
+        if len(self._subscribers) >= MAX_WATCHERS:
+            raise Throttled(5.0, "too many revocation watchers, retry later")
         queue: asyncio.Queue[Revocation | None] = asyncio.Queue(maxsize)
         self._subscribers.add(queue)
         return queue
