@@ -35,6 +35,20 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """The grpc.aio server's channel arguments (also the bench's ceiling server's)."""
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        # Long-lived WatchRevocations streams: ping idle peers so a dead one is
+        # noticed, and let clients ping us too.
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ]
+
+
 class App:
     """One authsvc replica: a grpc.aio server over a Postgres store."""
 
@@ -68,16 +82,7 @@ class App:
 
         limit = settings.max_message_bytes
         self._server = server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", limit),
-                # Long-lived WatchRevocations streams: ping idle peers so a
-                # dead one is noticed, and let clients ping us too.
-                ("grpc.keepalive_time_ms", 30_000),
-                ("grpc.keepalive_timeout_ms", 10_000),
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ]
+            options=server_options(limit)
         )
         add_to_server(AuthServicer(self.deps, self.metrics), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

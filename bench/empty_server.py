@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from authsvc.config import Settings
+from authsvc.server import server_options
 
 METHOD = "/bench.Empty/Call"
 
@@ -21,20 +22,8 @@ async def _call(request: empty_pb2.Empty, context: object) -> empty_pb2.Empty:
     return empty_pb2.Empty()
 
 
-def options(limit: int) -> list[tuple[str, int]]:
-    """The channel arguments authsvc's server passes (authsvc/server.py, App.start): keep in step."""
-    return [
-        ("grpc.max_receive_message_length", limit),
-        ("grpc.max_send_message_length", limit),
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-    ]
-
-
 async def main() -> None:
-    server = grpc.aio.server(options=options(Settings().max_message_bytes))
+    server = grpc.aio.server(options=server_options(Settings().max_message_bytes))
     handler = grpc.unary_unary_rpc_method_handler(
         _call, request_deserializer=empty_pb2.Empty.FromString, response_serializer=empty_pb2.Empty.SerializeToString
     )
