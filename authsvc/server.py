@@ -135,6 +135,13 @@ class App:
             "/healthz": healthz,
         }
 
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, status)

@@ -51,12 +51,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings, database_url: str, clock: FakeClock) -> AsyncIterator[App]:
-    app = App(settings, database_url, clock=clock)
-    await app.start()
-    try:
+    async with App(settings, database_url, clock=clock) as app:
         yield app
-    finally:
-        await app.stop(grace=0.5)
 
 
 @pytest.fixture(scope="session")

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from authsvc.config import Settings
 from authsvc.store.postgres import PostgresStore
 
-#: A verb's implementation: settings, a migrated store, the parsed arguments -> exit code.
-Handler = Callable[[Settings, PostgresStore, argparse.Namespace], Awaitable[int]]
 Verbs = Any  # argparse's _SubParsersAction, which typeshed keeps private
 
 

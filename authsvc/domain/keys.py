@@ -10,7 +10,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from jwcrypto import jwk
 
-from authsvc_client import KeySet, VerificationKey
+from authsvc_client import KeySet
 from authsvc_client._jose import PrivateKey
 from authsvc_client._keys import parse_jwk
 
@@ -95,6 +95,3 @@ class Keyring:
         if not active:
             return None
         return cls(open_key(active[0], kek), [k for k in stored if is_published(k, now, retire_after)])
-
-    def key(self, kid: str) -> VerificationKey | None:
-        return self.verification_keys.get(kid)

@@ -23,12 +23,8 @@ def fake_clock() -> FakeClock:
 
 @pytest.fixture(scope="session")
 async def authsvc(settings: Settings, database_url: str, fake_clock: FakeClock) -> AsyncIterator[App]:
-    app = App(settings, database_url, clock=fake_clock)
-    await app.start()
-    try:
+    async with App(settings, database_url, clock=fake_clock) as app:
         yield app
-    finally:
-        await app.stop(grace=0.5)
 
 
 @pytest.fixture(scope="session")

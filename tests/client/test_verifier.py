@@ -437,9 +437,8 @@ async def test_tokens_encrypted_to_the_audience_are_opened_locally(settings, dat
     from authsvc.domain.encryption import parse_audience_key
 
     policy = dataclasses.replace(settings.policy, encrypt_tokens=True)
-    app = App(dataclasses.replace(settings, policy=policy), database_url, clock=FakeClock(fake_clock.now()))
-    await app.start()
-    try:
+    encrypting = dataclasses.replace(settings, policy=policy)
+    async with App(encrypting, database_url, clock=FakeClock(fake_clock.now())) as app:
         private = jwk.JWK.generate(kty="EC", crv="P-256")
         public = {**private.export_public(as_dict=True), "alg": "ECDH-ES+A256KW", "use": "enc"}
         key = parse_audience_key("sealed", json.dumps(public))
@@ -461,5 +460,3 @@ async def test_tokens_encrypted_to_the_audience_are_opened_locally(settings, dat
             finally:
                 for v in (opener, blind):
                     await v.close()
-    finally:
-        await app.stop(grace=0)

@@ -43,20 +43,16 @@ def node_modules() -> Path:
 async def plain(settings, database_url) -> AsyncIterator[App]:
     """A replica on a clock near the real time: Node.js checks exp and nbf
     against its own clock, not the tests' fake one."""
-    app = App(settings, database_url, clock=FakeClock())
-    await app.start()
-    yield app
-    await app.stop(grace=0)
+    async with App(settings, database_url, clock=FakeClock()) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
 async def encrypting(settings, database_url) -> AsyncIterator[App]:
     """A replica with nested tokens on: the Node.js side decrypts them."""
     policy = dataclasses.replace(settings.policy, encrypt_tokens=True)
-    app = App(dataclasses.replace(settings, policy=policy), database_url, clock=FakeClock())
-    await app.start()
-    yield app
-    await app.stop(grace=0)
+    async with App(dataclasses.replace(settings, policy=policy), database_url, clock=FakeClock()) as app:
+        yield app
 
 
 def run_node(payload: dict[str, Any]) -> dict[str, Any]:

@@ -34,11 +34,11 @@ def header(token: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 async def encrypting(settings, database_url) -> AsyncIterator[tuple[App, pb_grpc.AuthServiceAsyncStub]]:
     policy = dataclasses.replace(settings.policy, encrypt_tokens=True)
-    app = App(dataclasses.replace(settings, policy=policy), database_url, clock=FakeClock())
-    await app.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+    async with (
+        App(dataclasses.replace(settings, policy=policy), database_url, clock=FakeClock()) as app,
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch,
+    ):
         yield app, pb_grpc.AuthServiceStub(ch)
-    await app.stop(grace=0)
 
 
 async def issue(stub, client, audience: str) -> str:

@@ -22,10 +22,8 @@ from ..support import FakeClock
 
 @pytest.fixture(scope="module")
 async def side(settings, database_url) -> AsyncIterator[App]:
-    app = App(dataclasses.replace(settings, http_listen="127.0.0.1:0"), database_url, clock=FakeClock())
-    await app.start()
-    yield app
-    await app.stop(grace=0)
+    async with App(dataclasses.replace(settings, http_listen="127.0.0.1:0"), database_url, clock=FakeClock()) as app:
+        yield app
 
 
 def fetch(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:

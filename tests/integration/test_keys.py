@@ -40,16 +40,13 @@ async def test_two_rotations_without_a_failed_verify(settings, own_db):
     # still unexpired at the end and shows the retired key still verifies.
     settings = dataclasses.replace(settings, policy=dataclasses.replace(settings.policy, key_publish_lead=60))
     clock = FakeClock()
-    a, b = App(settings, own_db, clock=clock), App(settings, own_db, clock=clock)
-    await a.start()
-    await b.start()
-    store, policy, kek = a.deps.store, a.deps.policy, a.deps.kek
-    client = await add_client(store, clock)
-    cred = pb.IssueRequest(client=pb.ClientCredential(client_id=client.id, client_secret=client.secret))
-    failures: list[int] = []
-    verified = 0
-    stop = asyncio.Event()
-    try:
+    async with App(settings, own_db, clock=clock) as a, App(settings, own_db, clock=clock) as b:
+        store, policy, kek = a.deps.store, a.deps.policy, a.deps.kek
+        client = await add_client(store, clock)
+        cred = pb.IssueRequest(client=pb.ClientCredential(client_id=client.id, client_secret=client.secret))
+        failures: list[int] = []
+        verified = 0
+        stop = asyncio.Event()
         async with (
             grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as ca,
             grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as cb,
@@ -79,18 +76,13 @@ async def test_two_rotations_without_a_failed_verify(settings, own_db):
                 await asyncio.sleep(0.05)
             stop.set()
             await running
-    finally:
-        await a.stop(grace=0)
-        await b.stop(grace=0)
     assert len(signers) == 2 and verified > 20
     assert failures == []
 
 
 async def test_retired_key_leaves_the_jwks_only_after_its_tokens_expired(settings, own_db):
     clock = FakeClock()
-    app = App(settings, own_db, clock=clock)
-    await app.start()
-    try:
+    async with App(settings, own_db, clock=clock) as app:
         deps = app.deps
         client = await add_client(deps.store, clock)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
@@ -112,15 +104,11 @@ async def test_retired_key_leaves_the_jwks_only_after_its_tokens_expired(setting
             clock.advance(2)  # now every token old_kid signed, on any replica, has expired
             await app.maintain_keys()
             assert old_kid not in await kids(stub)
-    finally:
-        await app.stop(grace=0)
 
 
 async def test_revoked_key_stops_verifying_at_once(settings, own_db):
     clock = FakeClock()
-    app = App(settings, own_db, clock=clock)
-    await app.start()
-    try:
+    async with App(settings, own_db, clock=clock) as app:
         deps = app.deps
         client = await add_client(deps.store, clock)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
@@ -139,15 +127,11 @@ async def test_revoked_key_stops_verifying_at_once(settings, own_db):
             assert (await stub.Verify(pb.VerifyRequest(token=fresh, audience="orders"))).active
             with pytest.raises(Exception, match="no published key"):
                 await rotation.revoke_key(deps.store, deps.kek, deps.policy, clock, compromised)
-    finally:
-        await app.stop(grace=0)
 
 
 async def test_kek_rotation_reseals_every_secret(settings, own_db, passwords):
     clock = FakeClock()
-    old = App(dataclasses.replace(settings, kek=KEK_A), own_db, clock=clock)
-    await old.start()
-    try:
+    async with App(dataclasses.replace(settings, kek=KEK_A), own_db, clock=clock) as old:
         user = await add_user(old.deps.store, passwords, clock)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{old.port}") as ch:
             stub = pb_grpc.AuthServiceStub(ch)
@@ -158,23 +142,20 @@ async def test_kek_rotation_reseals_every_secret(settings, own_db, passwords):
         both = dataclasses.replace(settings, kek=f"{KEK_B},{KEK_A}").load_kek()
         counts = await kek_rotation.reseal_all(old.deps.store, both)
         assert counts["signing-key"] == 2 and counts["totp"] == 1
-    finally:
-        await old.stop(grace=0)
     clock.advance(30)
-    new = App(dataclasses.replace(settings, kek=KEK_B), own_db, clock=clock)  # the old KEK is gone
-    await new.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{new.port}") as ch:
-            stub = pb_grpc.AuthServiceStub(ch)
-            resp = await stub.Issue(
-                pb.IssueRequest(password=pb.PasswordCredential(username=user.name, password=user.password))
+    # A replica that has only the new KEK: the old one is gone.
+    async with (
+        App(dataclasses.replace(settings, kek=KEK_B), own_db, clock=clock) as new,
+        grpc.aio.insecure_channel(f"127.0.0.1:{new.port}") as ch,
+    ):
+        stub = pb_grpc.AuthServiceStub(ch)
+        resp = await stub.Issue(
+            pb.IssueRequest(password=pb.PasswordCredential(username=user.name, password=user.password))
+        )
+        assert resp.WhichOneof("result") == "mfa_challenge"
+        done = await stub.ChallengeMFA(
+            pb.ChallengeMFARequest(
+                challenge_id=resp.mfa_challenge.challenge_id, totp_code=pyotp.TOTP(secret).at(clock.now())
             )
-            assert resp.WhichOneof("result") == "mfa_challenge"
-            done = await stub.ChallengeMFA(
-                pb.ChallengeMFARequest(
-                    challenge_id=resp.mfa_challenge.challenge_id, totp_code=pyotp.TOTP(secret).at(clock.now())
-                )
-            )
-            assert (await stub.Verify(pb.VerifyRequest(token=done.tokens.access_token, audience="orders"))).active
-    finally:
-        await new.stop(grace=0)
+        )
+        assert (await stub.Verify(pb.VerifyRequest(token=done.tokens.access_token, audience="orders"))).active

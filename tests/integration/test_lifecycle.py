@@ -38,30 +38,24 @@ async def health(port: int) -> int:
 
 async def test_revocation_survives_restart_and_is_seen_by_a_new_replica(settings, own_db, passwords):
     clock = FakeClock()
-    first = App(settings, own_db, clock=clock)
-    await first.start()
-    try:
+    async with App(settings, own_db, clock=clock) as first:
         assert await health(first.port) == SERVING
         user = await add_user(first.deps.store, passwords, clock)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{first.port}") as ch:
             stub = pb_grpc.AuthServiceStub(ch)
             pair = await login(stub, user)
             assert (await stub.Revoke(pb.RevokeRequest(token=pair.access_token))).revoked == 1
-    finally:
-        await first.stop(grace=0)
-    second = App(settings, own_db, clock=clock)
-    await second.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as ch:
-            stub = pb_grpc.AuthServiceStub(ch)
-            resp = await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))
-            assert resp.reason == pb.INACTIVE_REASON_REVOKED
-            # The same signing key came back from the database: other tokens still verify.
-            fresh = await login(stub, user)
-            assert (await stub.Verify(pb.VerifyRequest(token=fresh.access_token, audience="orders"))).active
-            assert (await stub.GetJWKS(pb.GetJWKSRequest())).jwks_json == first.deps.live.keyring.jwks_json
-    finally:
-        await second.stop(grace=0)
+    async with (
+        App(settings, own_db, clock=clock) as second,
+        grpc.aio.insecure_channel(f"127.0.0.1:{second.port}") as ch,
+    ):
+        stub = pb_grpc.AuthServiceStub(ch)
+        resp = await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))
+        assert resp.reason == pb.INACTIVE_REASON_REVOKED
+        # The same signing key came back from the database: other tokens still verify.
+        fresh = await login(stub, user)
+        assert (await stub.Verify(pb.VerifyRequest(token=fresh.access_token, audience="orders"))).active
+        assert (await stub.GetJWKS(pb.GetJWKSRequest())).jwks_json == first.deps.live.keyring.jwks_json
 
 
 async def test_database_outage_fails_closed_then_recovers(settings, own_db, admin_url, passwords):

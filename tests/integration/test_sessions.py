@@ -26,11 +26,11 @@ async def grace(settings, database_url) -> AsyncIterator[tuple[App, pb_grpc.Auth
     """A replica whose policy has the grace window on and a low refresh cap."""
     policy = dataclasses.replace(settings.policy, refresh_grace=5, refresh_max_count=3)
     clock = FakeClock()
-    app = App(dataclasses.replace(settings, policy=policy), database_url, clock=clock)
-    await app.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+    async with (
+        App(dataclasses.replace(settings, policy=policy), database_url, clock=clock) as app,
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch,
+    ):
         yield app, pb_grpc.AuthServiceStub(ch), clock
-    await app.stop(grace=0)
 
 
 async def refresh(stub, token: str) -> pb.TokenPair:
@@ -324,3 +324,17 @@ async def test_a_login_that_proved_itself_before_a_revoke_cannot_open_a_session_
         auth_time=clock.now(), call=CallInfo(),
     )  # fmt: skip
     assert await store.create_session(later, record) is True  # a login after the revoke is fine
+
+
+async def test_watch_streams_are_capped_per_replica(app, stub, monkeypatch):
+    from authsvc.domain import live
+
+    monkeypatch.setattr(live, "MAX_WATCHERS", len(app.deps.live._subscribers) + 1)
+    first = stub.WatchRevocations(pb.WatchRevocationsRequest(cursor=2**62))  # nothing to replay
+    assert (await asyncio.wait_for(first.read(), 10)).kind == pb.RevocationEvent.KIND_CAUGHT_UP
+    second = stub.WatchRevocations(pb.WatchRevocationsRequest(cursor=2**62))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await asyncio.wait_for(second.read(), 10)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert int(dict(err.value.trailing_metadata())["retry-after-ms"]) == 5000
+    first.cancel()

@@ -48,28 +48,24 @@ def pki(tmp_path_factory) -> Pki:
     )
 
 
-async def tls_app(settings, database_url, pki: Pki, directory: Path, mutual: bool) -> App:
+def tls_app(settings, database_url, pki: Pki, directory: Path, mutual: bool) -> App:
     cert, key = pki.ca.write(directory, pki.server, "server")
     ca = directory / "ca.crt"
     ca.write_bytes(pki.ca.pem)
     tls = TlsFiles(cert=cert, key=key, client_ca=ca if mutual else None)
-    app = App(dataclasses.replace(settings, tls=tls), database_url, clock=FakeClock())
-    await app.start()
-    return app
+    return App(dataclasses.replace(settings, tls=tls), database_url, clock=FakeClock())
 
 
 @pytest.fixture(scope="module")
 async def tls_only(settings, database_url, pki, tmp_path_factory) -> AsyncIterator[App]:
-    app = await tls_app(settings, database_url, pki, tmp_path_factory.mktemp("tls"), mutual=False)
-    yield app
-    await app.stop(grace=0)
+    async with tls_app(settings, database_url, pki, tmp_path_factory.mktemp("tls"), mutual=False) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
 async def mtls(settings, database_url, pki, tmp_path_factory) -> AsyncIterator[App]:
-    app = await tls_app(settings, database_url, pki, tmp_path_factory.mktemp("mtls"), mutual=True)
-    yield app
-    await app.stop(grace=0)
+    async with tls_app(settings, database_url, pki, tmp_path_factory.mktemp("mtls"), mutual=True) as app:
+        yield app
 
 
 def channel(app: App, pki: Pki, client: Issued | None) -> grpc.aio.Channel:

@@ -195,13 +195,6 @@ def decode_signed(token: str, keys: Mapping[str, VerificationKey]) -> dict[str, 
         raise _reject(Reason.MALFORMED) from exc
 
 
-def decode_access_token(token: str, keys: Mapping[str, VerificationKey]) -> AccessClaims:
-    """Check form, header, signature and claim types only: no time, issuer or
-    audience rules. For revocation (RFC 7009), where an expired or foreign
-    token may still be named; never for granting access."""
-    return _parse_claims(decode_signed(token, keys))
-
-
 def check_claims(
     claims: AccessClaims,
     *,
