@@ -69,6 +69,9 @@ class Settings:
     use_notify: bool = True
     allow_dev_kek: bool = False
     log_level: str = "INFO"
+    #: Replicas in this process group, each its own process on the same port
+    #: (SO_REUSEPORT): one event loop tops out at about one core.
+    workers: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, serving: bool = True) -> Settings:
@@ -127,6 +130,7 @@ class Settings:
             key_reload_interval=float(policy.key_reload_interval),
             use_notify=not reader.flag("AUTHSVC_NO_NOTIFY"),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            workers=reader.integer("AUTHSVC_WORKERS", 1, 1, 64),
         )
         if settings.kek is not None:
             parse_kek(settings.kek)  # fail at start, not at the first secret
@@ -139,6 +143,9 @@ class Settings:
                 "AUTHSVC_LISTEN: a non-loopback address needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY "
                 "(or AUTHSVC_INSECURE_PLAINTEXT=true behind a TLS-terminating proxy)"
             )
+        if serving and settings.workers > 1 and settings.listen.endswith(":0"):
+            # Workers share one port; each picking its own would split the service.
+            raise ConfigError("AUTHSVC_WORKERS: more than one worker needs a fixed port in AUTHSVC_LISTEN")
         http = reader.listen("AUTHSVC_HTTP_LISTEN", "") if env.get("AUTHSVC_HTTP_LISTEN") else None
         return replace(settings, tls=tls, http_listen=http, allow_dev_kek=reader.flag("AUTHSVC_ALLOW_DEV_KEK"))
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import _async as health_aio
@@ -15,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from authsvc.api.registry import add_to_server
 from authsvc.api.servicer import AuthServicer
-from authsvc.config import Settings
+from authsvc.config import ConfigError, Settings
 from authsvc.domain import rotation
 from authsvc.domain.clock import Clock, SystemClock
 from authsvc.domain.deps import Deps
@@ -28,6 +29,9 @@ from authsvc.store.notify import Listener
 from authsvc.store.postgres import KEYS_CHANNEL, NOTIFY_CHANNEL, PostgresStore
 from authsvc_client import pb
 
+if TYPE_CHECKING:
+    from authsvc.workers import Worker
+
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AuthService"].full_name
@@ -35,9 +39,15 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """The grpc.aio server's channel arguments (also the bench's ceiling server's)."""
+def server_options(max_message_bytes: int, *, shared_port: bool = False) -> list[tuple[str, int]]:
+    """The grpc.aio server's channel arguments (also the bench's ceiling server's).
+
+    ``shared_port``: workers of one ``authsvc serve`` bind the same port with
+    SO_REUSEPORT. grpc allows that by default; a lone server turns it off, so a
+    second process started on a taken port fails instead of silently taking
+    half of the connections."""
     return [
+        ("grpc.so_reuseport", int(shared_port)),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         # Long-lived WatchRevocations streams: ping idle peers so a dead one is
@@ -52,8 +62,12 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
 class App:
     """One authsvc replica: a grpc.aio server over a Postgres store."""
 
-    def __init__(self, settings: Settings, database_url: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, database_url: str, clock: Clock | None = None, *, worker: int | None = None
+    ) -> None:
         self.settings = settings
+        #: Index among the workers of one ``authsvc serve`` (see workers.py), or None.
+        self.worker = worker
         self._dsn = database_url
         self.clock = clock or SystemClock()
         self.health = health_aio.HealthServicer()
@@ -82,25 +96,31 @@ class App:
 
         limit = settings.max_message_bytes
         self._server = server = grpc.aio.server(
-            options=server_options(limit)
+            options=server_options(limit, shared_port=self.worker is not None)
         )
         add_to_server(AuthServicer(self.deps, self.metrics), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        if settings.tls is None:
-            self.port = server.add_insecure_port(settings.listen)
-        else:
-            cert, key, ca = settings.tls.read()
-            credentials = grpc.ssl_server_credentials(
-                [(key, cert)],
-                root_certificates=ca,
-                require_client_auth=ca is not None,
-            )
-            self.port = server.add_secure_port(settings.listen, credentials)
+        try:
+            if settings.tls is None:
+                self.port = server.add_insecure_port(settings.listen)
+            else:
+                cert, key, ca = settings.tls.read()
+                credentials = grpc.ssl_server_credentials(
+                    [(key, cert)],
+                    root_certificates=ca,
+                    require_client_auth=ca is not None,
+                )
+                self.port = server.add_secure_port(settings.listen, credentials)
+        except RuntimeError:  # grpc's "failed to bind", which names no reason
+            self.port = 0
         if self.port == 0:
-            raise RuntimeError(f"cannot listen on {settings.listen}")
+            await self.stop(0)
+            raise ConfigError(
+                f"AUTHSVC_LISTEN: cannot listen on {settings.listen} (port taken, or not a local address)"
+            )
         await server.start()
 
         if settings.use_notify:
@@ -112,7 +132,7 @@ class App:
         self._tasks.append(asyncio.create_task(self._keys_loop(), name="keys"))
         if settings.http_listen:
             self.http = SidePort(self._http_routes())
-            self.http_port = await self.http.start(settings.http_listen)
+            self.http_port = await self.http.start(_worker_port(settings.http_listen, self.worker))
             log.info("HTTP side port on %s (port %d)", settings.http_listen, self.http_port)
         await self._set_health(_SERVING)  # database reached, signing key loaded
         log.info("authsvc serving on %s (port %d)", settings.listen, self.port)
@@ -232,15 +252,28 @@ class App:
             self._passwords.close()
 
 
-async def serve(settings: Settings, database_url: str) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    app = App(settings, database_url)
+def _worker_port(listen: str, worker: int | None) -> str:
+    """Worker N serves the HTTP side port on its port + N: each worker's
+    /metrics is its own, so each is a scrape target of its own."""
+    host, _, port = listen.rpartition(":")
+    if not worker or port == "0":
+        return listen
+    return f"{host}:{int(port) + worker}"
+
+
+async def serve(settings: Settings, database_url: str, *, worker: Worker | None = None) -> None:
+    """Run until SIGTERM or SIGINT (or, as a worker, until the supervisor goes),
+    then shut down gracefully."""
+    app = App(settings, database_url, worker=worker.index if worker else None)
     await app.start()
-    print(f"authsvc listening on {settings.listen.rpartition(':')[0]}:{app.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if worker is None:
+        print(f"authsvc listening on {settings.listen.rpartition(':')[0]}:{app.port}", flush=True)
+    else:
+        worker.ready(app.port, stop.set)
     await stop.wait()
     log.info("shutting down (grace %.0fs)", settings.shutdown_grace)
     await app.stop()

@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"authsvc: {exc}", file=sys.stderr)
         return 2
     try:
+        if args.verb == "serve" and settings.workers > 1:
+            from authsvc.workers import supervise
+
+            return supervise(settings, url)
         if args.verb == "serve":
             from authsvc.server import serve  # grpc is only needed here
 

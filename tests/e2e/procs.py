@@ -32,8 +32,8 @@ def server_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str
         AUTHSVC_KEK=TEST_KEK,
         AUTHSVC_LISTEN="127.0.0.1:0",
         AUTHSVC_SHUTDOWN_GRACE="2",
-        **extra,
     )
+    env.update(extra)
     return env
 
 

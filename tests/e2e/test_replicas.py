@@ -8,39 +8,20 @@ import asyncio
 import contextlib
 import statistics
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from authsvc.domain import credentials
-from authsvc.store.postgres import PostgresStore
 from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
 
-from ..support import create_database, drop_database
 from .procs import server_env, serving, stop
 
 pytestmark = pytest.mark.e2e
 
 REVOKES = 100
 REVOKED = pb.INACTIVE_REASON_REVOKED
-
-
-@pytest.fixture
-async def replica_db(admin_url) -> AsyncIterator[tuple[str, str, str]]:
-    """A database with the schema and one service client: (url, client id, secret)."""
-    url = await create_database(admin_url, "authsvc_replicas")
-    store = await PostgresStore.connect(url, min_size=1, max_size=2)
-    try:
-        await store.migrate()
-        client_id, secret = credentials.new_client_id(), credentials.new_client_secret()
-        await store.create_client(client_id, "load", credentials.digest(secret), [], ["orders"], time.time())
-    finally:
-        await store.close()
-    yield url, client_id, secret
-    await drop_database(admin_url, url)
 
 
 async def propagation(addrs: list[str], client_id: str, secret: str, count: int) -> list[float]:

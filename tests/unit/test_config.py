@@ -313,3 +313,19 @@ def test_a_corrupt_dev_kek_names_its_file(tmp_path: Path) -> None:
         Settings.from_env({"AUTHSVC_DATA_DIR": str(tmp_path)}).load_kek()
     assert str(info.value).startswith(str(path))
     assert SHORT not in full_text(info.value)
+
+
+def test_workers_need_a_fixed_port() -> None:
+    assert Settings.from_env({}).workers == 1
+    assert Settings.from_env({"AUTHSVC_WORKERS": "4", "AUTHSVC_LISTEN": "127.0.0.1:50051"}).workers == 4
+    exc = config_error({"AUTHSVC_WORKERS": "2", "AUTHSVC_LISTEN": "127.0.0.1:0"})
+    assert str(exc).startswith("AUTHSVC_WORKERS:") and "fixed port" in str(exc)
+    # One worker may pick a free port; admin commands do not serve at all.
+    assert Settings.from_env({"AUTHSVC_WORKERS": "1", "AUTHSVC_LISTEN": "127.0.0.1:0"}).workers == 1
+    env = {"AUTHSVC_WORKERS": "2", "AUTHSVC_LISTEN": "127.0.0.1:0"}
+    assert Settings.from_env(env, serving=False).workers == 2
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two"])
+def test_bad_workers(value: str) -> None:
+    assert str(config_error({"AUTHSVC_WORKERS": value})).startswith("AUTHSVC_WORKERS:")
