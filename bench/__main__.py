@@ -25,7 +25,7 @@ from .probes import Probe
 from .report import Row, against, details, latency, markdown, mb
 from .rounds import HOT_SET, REVOKE, Round, Target, one_round
 from .runner import Runner, say
-from .scenarios import Distinct
+from .scenarios import ACTIVE, client_grant, mint, revoke_request
 from .servers import authsvc_env, start_authsvc, start_empty
 from .settings import BenchConfig
 
@@ -63,8 +63,8 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
     try:
         say(f"scratch database {url.rsplit('/', 1)[1]}: {cfg.concurrency} users, one client")
         principals = await populate(url, settings.argon2, users=cfg.concurrency)
-        empty = start_empty(run.workdir)
-        server = start_authsvc(url, kek, run.workdir)
+        empty = start_empty(run.workdir, cfg.workers)
+        server = start_authsvc(url, kek, run.workdir, cfg.workers)
         probe = Probe(server.port)
         try:
             signer = await load_signer(url, kek, issuer, ttl)
@@ -86,10 +86,10 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
     mem = phase.result
     try:
         say(f"  RSS {mb(mem.rest_bytes)} at rest, {mb(mem.grown_bytes)} grown, {mb(mem.restart_rest_bytes)} restarted")
-        per_proc = int(2000 * (cfg.warmup + cfg.seconds + 2) / cfg.load_procs)
-        revoke_loaded = run.python(
-            f"Revoke, {cfg.revocations:,} revocations in memory", phase.server, REVOKE,
-            [Distinct(phase.signer, per_proc, "revoke", phase.principals.client_id) for _ in range(cfg.load_procs)],
+        tokens = mint(phase.signer, [client_grant(phase.principals.client_id) for _ in range(3000 * 8)])
+        revoke_loaded = run.prepared(
+            f"Revoke, {cfg.revocations:,} revocations in memory (1 worker)", phase.server, REVOKE,
+            [revoke_request(t) for t in tokens], expect=ACTIVE, cycle=False,
         )  # fmt: skip
     finally:
         phase.server.stop()
@@ -98,31 +98,31 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
     def pick(field: str) -> RunResult:
         return _combine([getattr(r, field) for r in rounds])
 
-    empty_h2, empty_py = pick("empty_h2"), pick("empty_py")
-    v_distinct, v_hot_py, v_hot = pick("verify_distinct"), pick("verify_hot_py"), pick("verify_hot")
+    empty_rpc = pick("empty")
+    v_distinct, v_hot, v_one = pick("verify_distinct"), pick("verify_hot"), pick("verify_one")
     issue_cc, issue_pw, refresh, revoke = pick("issue_cc"), pick("issue_pw"), pick("refresh"), pick("revoke")
     cold, warm = _mean([r.local.cold for r in rounds]), _mean([r.local.warm for r in rounds])
     bare = _mean([r.local.ceiling for r in rounds])
     argon, cores = _mean([r.argon2 for r in rounds]), rounds[0].cores
     tps = _mean([r.pgbench.tps for r in rounds])
-    tool = run.same_body_tool
-    ceiling_h2, ceiling_py = f"empty RPC ({tool})", "empty RPC (Python load)"
+    tool = run.prepared_tool
+    ceiling = f"empty RPC ({tool})"
     grown, restarted = mem.grown_bytes - mem.rest_bytes, mem.restart_rest_bytes - mem.rest_bytes
     rows = [
         against(
-            f"Verify RPC, distinct EdDSA tokens (Python load, {cfg.concurrency} in flight)", v_distinct.rate,
-            ceiling_py, empty_py.rate, ">= 0.5x and > 5,100/s", lambda m, r: r >= 0.5 and m > 5100,
+            f"Verify RPC, distinct EdDSA tokens ({tool}, {cfg.concurrency} in flight)", v_distinct.rate,
+            ceiling, empty_rpc.rate, ">= 0.5x and > 5,100/s", lambda m, r: r >= 0.5 and m > 5100,
         ),
-        latency("Verify RPC latency, distinct tokens (Python load)", v_distinct, empty_py, 20),
+        latency(f"Verify RPC latency, distinct tokens ({tool})", v_distinct, empty_rpc, 20),
         against(
-            f"Verify RPC, hot set of {HOT_SET} tokens (Python load)", v_hot_py.rate, ceiling_py, empty_py.rate,
+            f"Verify RPC, hot set of {HOT_SET} tokens ({tool})", v_hot.rate, ceiling, empty_rpc.rate,
             ">= 0.85x", lambda m, r: r >= 0.85,
         ),
+        latency(f"Verify RPC latency, hot set of {HOT_SET} ({tool})", v_hot, empty_rpc, 20),
         against(
-            f"Verify RPC, one hot token ({tool})", v_hot.rate, ceiling_h2, empty_h2.rate,
+            f"Verify RPC, one hot token ({tool})", v_one.rate, ceiling, empty_rpc.rate,
             ">= 0.85x", lambda m, r: r >= 0.85,
         ),
-        latency(f"Verify RPC latency, one hot token ({tool})", v_hot, empty_h2, 20),
         against(
             "Local verify, cold (signature checked), 1 thread", cold, "bare cryptography verify + b64 + json",
             bare, ">= 0.8x", lambda m, r: r >= 0.8,
@@ -132,11 +132,11 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
             bare, "> 200,000/s", lambda m, r: m > 200_000,
         ),
         against(
-            f"Issue, client credentials ({tool})", issue_cc.rate, ceiling_h2, empty_h2.rate,
+            f"Issue, client credentials ({tool})", issue_cc.rate, ceiling, empty_rpc.rate,
             "> 1,000/s", lambda m, r: m > 1000,
         ),
         against(
-            "Issue, password (Python load)", issue_pw.rate, f"argon2id on {cores} cores", argon,
+            f"Issue, password ({tool})", issue_pw.rate, f"argon2id on {cores} cores", argon,
             ">= 0.9x", lambda m, r: r >= 0.9,
         ),
         against(
@@ -144,10 +144,10 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
             f"pgbench, Refresh's SQL, {cfg.pgbench_clients} clients", tps,
             ">= 0.25x and > 700/s", lambda m, r: r >= 0.25 and m > 700,
         ),
-        against("Revoke, access token (Python load)", revoke.rate, ceiling_py, empty_py.rate, "-", None),
+        against(f"Revoke, access token ({tool})", revoke.rate, ceiling, empty_rpc.rate, "-", None),
         against(
-            f"Revoke with {cfg.revocations:,} revocations in memory", revoke_loaded.rate, ceiling_py, empty_py.rate,
-            "-", None,
+            f"Revoke with {cfg.revocations:,} revocations in memory (1 worker)", revoke_loaded.rate, ceiling,
+            empty_rpc.rate, "-", None,
         ),
         Row("Server RSS at rest (fresh server, one Verify served)", mb(mem.rest_bytes), "-", None, "-", None),
         Row(
@@ -215,10 +215,10 @@ def main() -> int:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="authsvc-bench-") as tmp:
         run = Runner(cfg, Path(tmp), RESULTS)
-        if run.h2load is None:
+        if run.h2grpc is None:
             run.notes.append(
-                "h2load is not installed (Debian: nghttp2-client): the same-request runs FELL BACK to the Python "
-                "load generator, which takes more of the shared cores and lowers those ceilings."
+                "h2grpc could not be built (gcc and Debian's libnghttp2-dev): the prepared-request runs FELL BACK "
+                "to the Python load generator, which takes more of the shared cores and lowers those ceilings."
             )
         busy = _idle_check()
         if busy > IDLE_BUSY_LIMIT:
@@ -232,7 +232,8 @@ def main() -> int:
     knobs = (
         f"BENCH_ROUNDS={cfg.rounds} BENCH_SECONDS={cfg.seconds:g} BENCH_WARMUP={cfg.warmup:g} "
         f"BENCH_LOCAL_SECONDS={cfg.local_seconds:g} BENCH_CONCURRENCY={cfg.concurrency} "
-        f"BENCH_LOAD_PROCS={cfg.load_procs} BENCH_REVOCATIONS={cfg.revocations}"
+        f"BENCH_LOAD_PROCS={cfg.load_procs} BENCH_WORKERS={cfg.workers} BENCH_CONNECTIONS={cfg.connections} "
+        f"BENCH_REVOCATIONS={cfg.revocations}"
     )
     text = "\n".join(
         [
@@ -241,9 +242,12 @@ def main() -> int:
             f"- Date: {started.strftime('%Y-%m-%d %H:%M UTC')}; took {time.monotonic() - t0:.0f} s.",
             f"- Command: `{command}` ({knobs}).",
             *machine(),
-            f"- Load: {run.h2load or 'Python load (no h2load)'} with one prepared gRPC frame where every call may "
-            f"be the same; a Python grpc.aio load generator in {cfg.load_procs} process(es) where calls must "
-            f"differ. {cfg.concurrency} calls in flight throughout.",
+            f"- Servers: authsvc with AUTHSVC_WORKERS={cfg.workers} (one process per worker, one port), and the "
+            f"empty-RPC ceiling in the same process model ({cfg.workers} worker(s)).",
+            f"- Load: {run.prepared_tool} (C, nghttp2) with requests prepared before the clock starts, a different "
+            f"one per call where the figure needs it; a Python grpc.aio load generator in {cfg.load_procs} "
+            f"process(es) for Refresh, whose next request is in the last answer. {cfg.connections} connections, "
+            f"{cfg.concurrency} calls in flight throughout.",
             "- Method: [bench/README.md](../README.md). Ratio = figure / the ceiling beside it.",
             "",
             markdown(rows),

@@ -17,7 +17,17 @@ from .measure import RunResult
 from .pgbench import PgbenchResult
 from .probes import Probe, client_issue_request
 from .runner import Runner, say
-from .scenarios import ACTIVE, Cycle, Distinct, Logins, RefreshChains, mint, user_grant, verify_request
+from .scenarios import (
+    ACTIVE,
+    TOKENS,
+    RefreshChains,
+    client_grant,
+    login_request,
+    mint,
+    revoke_request,
+    user_grant,
+    verify_request,
+)
 from .servers import ServerProcess
 
 VERIFY = "/authsvc.v1.AuthService/Verify"
@@ -42,11 +52,10 @@ class Target:
 
 @dataclass(frozen=True)
 class Round:
-    empty_h2: RunResult
-    empty_py: RunResult
+    empty: RunResult
     verify_distinct: RunResult
-    verify_hot_py: RunResult
     verify_hot: RunResult
+    verify_one: RunResult
     issue_cc: RunResult
     revoke: RunResult
     local: local.LocalResult
@@ -62,33 +71,36 @@ def _tag(name: str, n: int) -> str:
 
 
 async def one_round(run: Runner, t: Target, n: int) -> Round:
-    cfg, procs = run.cfg, run.cfg.load_procs
-    # Ceilings of the RPC figures: the empty RPC, by each load generator.
-    empty_h2 = run.same_body(_tag("empty RPC", n), t.empty, EMPTY, b"", 0)  # Empty serialises to no bytes
-    empty_py = run.python(_tag("empty RPC", n), t.empty, EMPTY, [Cycle([b""]) for _ in range(procs)])
+    cfg = run.cfg
+    # The ceiling of the RPC figures: the empty RPC, same process model, same load generator.
+    empty = run.prepared(_tag("empty RPC", n), t.empty, EMPTY, [b""], expect=b"", cycle=True)
 
-    # Verify: enough distinct tokens that none repeats (the empty RPC rate bounds it).
-    budget = cfg.warmup + cfg.seconds + 2
-    per_proc = int(empty_py.rate * 1.3 * budget / procs) + 1000
-    verify_distinct = run.python(
-        _tag("Verify, distinct tokens", n), t.server, VERIFY,
-        [Distinct(t.signer, per_proc, "verify") for _ in range(procs)],
+    # Verify: enough distinct tokens that none repeats (the empty RPC's rate bounds Verify's).
+    budget = cfg.warmup + cfg.seconds + 1
+    say(f"minting tokens for {int(empty.rate * 0.8 * budget):,} distinct Verify calls ...")
+    tokens = mint(t.signer, [user_grant() for _ in range(int(empty.rate * 0.8 * budget) + 2000)])
+    verify_distinct = run.prepared(
+        _tag("Verify, distinct tokens", n), t.server, VERIFY, [verify_request(tok) for tok in tokens],
+        expect=ACTIVE, cycle=False,
     )  # fmt: skip
-    hot = [verify_request(tok) for tok in mint(t.signer, [user_grant() for _ in range(HOT_SET)])]
-    verify_len = await t.probe.verify_active(hot[0])
-    verify_hot_py = run.python(
-        _tag(f"Verify, hot set of {HOT_SET}", n), t.server, VERIFY, [Cycle(hot, ACTIVE) for _ in range(procs)]
+    hot = [verify_request(tok) for tok in tokens[:HOT_SET]]
+    await t.probe.verify_active(hot[0])
+    verify_hot = run.prepared(
+        _tag(f"Verify, hot set of {HOT_SET}", n), t.server, VERIFY, hot, expect=ACTIVE, cycle=True
     )
-    verify_hot = run.same_body(_tag("Verify, one hot token", n), t.server, VERIFY, hot[0], verify_len)
+    verify_one = run.prepared(
+        _tag("Verify, one hot token", n), t.server, VERIFY, hot[:1], expect=ACTIVE, cycle=True
+    )
 
     # Issue with client credentials, then Revoke (access tokens, by jti).
     cc_body = client_issue_request(t.principals)
-    cc_len = await t.probe.issue_client(cc_body)
-    issue_cc = run.same_body(_tag("Issue, client credentials", n), t.server, ISSUE, cc_body, cc_len)
-    per_proc = int(max(issue_cc.rate, 500) * 1.3 * budget / procs) + 500
-    revoke = run.python(
-        _tag("Revoke, access token", n), t.server, REVOKE,
-        [Distinct(t.signer, per_proc, "revoke", t.principals.client_id) for _ in range(procs)],
+    await t.probe.issue_client(cc_body)
+    issue_cc = run.prepared(_tag("Issue, client credentials", n), t.server, ISSUE, [cc_body], expect=TOKENS, cycle=True)
+    count = int(max(issue_cc.rate, 500) * 1.3 * budget) + 500
+    revocable = mint(t.signer, [client_grant(t.principals.client_id) for _ in range(count)])
+    revoke = run.prepared(
+        _tag("Revoke, access token", n), t.server, REVOKE, [revoke_request(tok) for tok in revocable],
+        expect=ACTIVE, cycle=False,
     )  # fmt: skip
 
     say("local verification ...")
@@ -98,18 +110,20 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
     say("argon2id ceiling ...")
     argon, cores = argon2_ceiling.run(t.argon2, cfg.seconds)
     say(f"  {argon:.1f} hashes/s on {cores} cores")
+    # One account per call in flight: in order, so the calls in flight name different accounts.
     names = list(t.principals.usernames)
-    issue_pw = run.python(_tag("Issue, password", n), t.server, ISSUE, [Logins(s) for s in run.shares(names)])
+    issue_pw = run.prepared(
+        _tag("Issue, password", n), t.server, ISSUE, [login_request(u) for u in names], expect=TOKENS, cycle=True
+    )
 
     say("pgbench with Refresh's SQL ...")
     pg = await pgbench.run(t.admin_url, run.workdir, cfg.pgbench_clients, cfg.warmup, cfg.seconds)
     say(f"  {pg.tps:,.0f} tps, {pg.latency_ms:.2f} ms average, {pg.failed} failed")
-    # One login per slot starts a refresh chain.
+    # One login per slot starts a refresh chain; each answer gives the next request.
     pairs = await asyncio.gather(*(t.probe.login(u) for u in names[: cfg.concurrency]))
     chains = [p.refresh_token for p in pairs]
     refresh = run.python(_tag("Refresh", n), t.server, REFRESH, [RefreshChains(s) for s in run.shares(chains)])
 
     return Round(
-        empty_h2, empty_py, verify_distinct, verify_hot_py, verify_hot, issue_cc, revoke, loc, argon, cores,
-        issue_pw, pg, refresh,
-    )  # fmt: skip
+        empty, verify_distinct, verify_hot, verify_one, issue_cc, revoke, loc, argon, cores, issue_pw, pg, refresh
+    )

@@ -41,21 +41,30 @@ class _Window:
     seconds: float
 
 
-async def _drive(target: str, method: str, scenario: Scenario, slots: int, window: _Window) -> dict[str, Any]:
+async def _drive(
+    target: str, method: str, scenario: Scenario, slots: int, connections: int, window: _Window
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     begin = window.start + window.warmup
     end = begin + window.seconds
     latencies = array("d")
     errors: Counter[str] = Counter()
     cpu: dict[str, float] = {}
-    async with grpc.aio.insecure_channel(target) as channel:
-        call = channel.unary_unary(method, None, None)  # bytes in, bytes out
-        await channel.channel_ready()
+    # Each channel its own connection (its own subchannel pool), so that the
+    # kernel spreads them over the server's workers.
+    channels = [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(max(1, min(connections, slots)))
+    ]
+    try:
+        calls = [ch.unary_unary(method, None, None) for ch in channels]  # bytes in, bytes out
+        await asyncio.gather(*(ch.channel_ready() for ch in channels))
         await asyncio.sleep(max(0.0, window.start - time.monotonic()))
         loop.call_later(max(0.0, begin - time.monotonic()), lambda: cpu.setdefault("begin", time.process_time()))
         loop.call_later(max(0.0, end - time.monotonic()), lambda: cpu.setdefault("end", time.process_time()))
 
         async def one_slot(slot: int) -> None:
+            call = calls[slot % len(calls)]
             while True:
                 body = scenario.request(slot)
                 sent = time.monotonic()
@@ -76,6 +85,9 @@ async def _drive(target: str, method: str, scenario: Scenario, slots: int, windo
                         errors["OK, but a wrong answer"] += 1
 
         await asyncio.gather(*(one_slot(s) for s in range(slots)))
+    finally:
+        for ch in channels:
+            await ch.close(None)
     return {
         "latencies": latencies.tobytes(),
         "errors": dict(errors),
@@ -84,12 +96,14 @@ async def _drive(target: str, method: str, scenario: Scenario, slots: int, windo
     }
 
 
-def _worker(target: str, method: str, scenario: Scenario, slots: int, ready: Any, start: Any, results: Any) -> None:
+def _worker(
+    target: str, method: str, scenario: Scenario, slots: int, connections: int, ready: Any, start: Any, results: Any
+) -> None:
     try:
         scenario.prepare()
         ready.put("ok")
         window: _Window = start.get()
-        results.put(asyncio.run(_drive(target, method, scenario, slots, window)))
+        results.put(asyncio.run(_drive(target, method, scenario, slots, connections, window)))
     except BaseException as exc:
         ready.put(f"error: {exc!r}")
         results.put({"failure": repr(exc)})
@@ -116,6 +130,7 @@ def run(
     scenarios: list[Scenario],
     *,
     concurrency: int,
+    connections: int,
     warmup: float,
     seconds: float,
     server_cpu: Callable[[], float],
@@ -128,7 +143,11 @@ def run(
     ready, start, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
     shares = [concurrency // procs + (1 if i < concurrency % procs else 0) for i in range(procs)]
     workers = [
-        ctx.Process(target=_worker, args=(f"127.0.0.1:{port}", method, sc, n, ready, start, results), daemon=True)
+        ctx.Process(
+            target=_worker,
+            args=(f"127.0.0.1:{port}", method, sc, n, -(-connections // procs), ready, start, results),
+            daemon=True,
+        )
         for sc, n in zip(scenarios, shares, strict=True)
     ]
     for w in workers:
@@ -169,7 +188,7 @@ def run(
     ordered = sorted(latencies)
     result = RunResult(
         name=name,
-        tool=f"Python grpc.aio, {procs} process(es), {concurrency} in flight",
+        tool=f"Python grpc.aio, {procs} process(es), {connections} connections, {concurrency} in flight",
         rate=len(ordered) / seconds,
         calls=len(ordered) + sum(errors.values()),
         seconds=seconds,

@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import h2load, rpcload
+from . import h2grpc_load, rpcload
 from .measure import RunResult
 from .profile import Sampler
 from .report import rate
 from .rpcload import Scenario
-from .scenarios import Cycle
+from .scenarios import Cycle, Prepared
 from .servers import ServerProcess
 from .settings import BenchConfig
 
@@ -26,34 +26,40 @@ class Runner:
     def __init__(self, cfg: BenchConfig, workdir: Path, results: Path) -> None:
         self.cfg = cfg
         self.workdir = workdir
-        self.h2load = h2load.available()
+        self.h2grpc = h2grpc_load.build(workdir)
         self.sampler = Sampler(cfg.profile, results / "profiles")
         self.runs: list[RunResult] = []
         self.notes: list[str] = []
 
     @property
-    def same_body_tool(self) -> str:
-        return "h2load" if self.h2load else "Python load"
+    def prepared_tool(self) -> str:
+        return "h2grpc" if self.h2grpc else "Python load"
 
     def _sampler(self, name: str, server: ServerProcess) -> Callable[[], None]:
         """What starts py-spy on the server when a measured window opens."""
         label = "".join(c if c.isalnum() else "_" for c in name)
-        return lambda: self.sampler.start(label, server.pid, self.cfg.seconds)
+        return lambda: self.sampler.start(label, server.sampled_pid, self.cfg.seconds)
 
-    def same_body(self, name: str, server: ServerProcess, method: str, body: bytes, answer_len: int) -> RunResult:
-        """Every call the same request: h2load where it is installed."""
+    def prepared(
+        self, name: str, server: ServerProcess, method: str, bodies: list[bytes], *, expect: bytes, cycle: bool
+    ) -> RunResult:
+        """Requests made before the clock starts, sent in order (over and over
+        with ``cycle``, else each once): h2grpc where it could be built."""
         cfg = self.cfg
         say(f"{name} ...")
-        on_window = self._sampler(f"{name} {self.same_body_tool}", server)
+        on_window = self._sampler(f"{name} {self.prepared_tool}", server)
         try:
-            if self.h2load:
-                run = h2load.run(
-                    name, server.port, method, body, answer_len, concurrency=cfg.concurrency,
-                    warmup=cfg.warmup, seconds=cfg.seconds, workdir=self.workdir, server_cpu=server.cpu_seconds,
-                    on_window=on_window,
+            if self.h2grpc:
+                run = h2grpc_load.run(
+                    self.h2grpc, name, server.port, method, bodies, cycle=cycle, expect=expect,
+                    connections=cfg.connections, concurrency=cfg.concurrency, warmup=cfg.warmup,
+                    seconds=cfg.seconds, workdir=self.workdir, server_cpu=server.cpu_seconds, on_window=on_window,
                 )  # fmt: skip
             else:
-                scenarios: list[Scenario] = [Cycle([body]) for _ in range(cfg.load_procs)]
+                shares = [bodies[i :: cfg.load_procs] or bodies for i in range(cfg.load_procs)]
+                scenarios: list[Scenario] = [
+                    Cycle(share, expect) if cycle else Prepared(share, expect) for share in shares
+                ]
                 run = self._python(name, server, method, scenarios, on_window)
         finally:
             self.sampler.stop()
@@ -76,8 +82,8 @@ class Runner:
     ) -> RunResult:
         cfg = self.cfg
         return rpcload.run(
-            name, server.port, method, scenarios, concurrency=cfg.concurrency, warmup=cfg.warmup,
-            seconds=cfg.seconds, server_cpu=server.cpu_seconds, on_window=on_window,
+            name, server.port, method, scenarios, concurrency=cfg.concurrency, connections=cfg.connections,
+            warmup=cfg.warmup, seconds=cfg.seconds, server_cpu=server.cpu_seconds, on_window=on_window,
         )  # fmt: skip
 
     def _done(self, run: RunResult) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
@@ -18,6 +18,8 @@ from .database import PASSWORD, SignerSpec
 AUDIENCE = "orders"
 #: Field 1 (varint) = 1: VerifyResponse.active true, RevokeResponse.revoked 1.
 ACTIVE = b"\x08\x01"
+#: Field 1 (length-delimited): IssueResponse.tokens, not an MFA challenge.
+TOKENS = b"\x0a"
 
 
 def user_grant() -> Grant:
@@ -48,6 +50,14 @@ def verify_request(token: str) -> bytes:
     return pb.VerifyRequest(token=token, audience=AUDIENCE, required_scope=["read"]).SerializeToString()
 
 
+def revoke_request(token: str) -> bytes:
+    return pb.RevokeRequest(token=token).SerializeToString()
+
+
+def login_request(username: str) -> bytes:
+    return pb.IssueRequest(password=pb.PasswordCredential(username=username, password=PASSWORD)).SerializeToString()
+
+
 @dataclass
 class Cycle:
     """The same few prepared requests over and over (a hot set, or an empty RPC)."""
@@ -69,56 +79,26 @@ class Cycle:
 
 
 @dataclass
-class Distinct:
-    """A fresh token in every request: ``count`` minted before the clock starts."""
+class Prepared:
+    """Requests made beforehand, each sent once (the Python stand-in for h2grpc)."""
 
-    signer: SignerSpec
-    count: int
-    kind: str  # "verify" (user tokens) or "revoke" (client-credentials tokens)
-    client_id: str = ""
+    bodies: list[bytes]
+    expect: bytes = b""
     wrapped: int = 0
-    _bodies: list[bytes] = field(default_factory=list)
     _next: int = 0
 
     def prepare(self) -> None:
-        if self.kind == "verify":
-            tokens = mint(self.signer, [user_grant() for _ in range(self.count)])
-            self._bodies = [verify_request(t) for t in tokens]
-        else:
-            tokens = mint(self.signer, [client_grant(self.client_id) for _ in range(self.count)])
-            self._bodies = [pb.RevokeRequest(token=t).SerializeToString() for t in tokens]
+        pass
 
     def request(self, slot: int) -> bytes:
-        if self._next >= len(self._bodies):
+        if self._next >= len(self.bodies):
             self.wrapped += 1
-        body = self._bodies[self._next % len(self._bodies)]
+        body = self.bodies[self._next % len(self.bodies)]
         self._next += 1
         return body
 
     def response(self, slot: int, data: bytes) -> bool:
-        # VerifyResponse active=true and RevokeResponse revoked=1 both start 08 01.
-        return data.startswith(ACTIVE)
-
-
-@dataclass
-class Logins:
-    """Password Issue, each in-flight slot its own account (no shared throttle key)."""
-
-    usernames: list[str]
-    wrapped: int = 0
-    _bodies: list[bytes] = field(default_factory=list)
-
-    def prepare(self) -> None:
-        self._bodies = [
-            pb.IssueRequest(password=pb.PasswordCredential(username=u, password=PASSWORD)).SerializeToString()
-            for u in self.usernames
-        ]
-
-    def request(self, slot: int) -> bytes:
-        return self._bodies[slot % len(self._bodies)]
-
-    def response(self, slot: int, data: bytes) -> bool:
-        return pb.IssueResponse.FromString(data).WhichOneof("result") == "tokens"
+        return data.startswith(self.expect)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -54,13 +55,21 @@ class ServerProcess:
         tail = self.log_path.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{self.name} did not start; its log ends:\n{tail}")
 
+    @property
+    def sampled_pid(self) -> int:
+        """The process a profiler should sample: one worker, or the server."""
+        return min(_children(self.pid), default=self.pid)
+
     def cpu_seconds(self) -> float:
-        """User plus system time of every thread so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / _TICK
+        """User plus system time of every thread so far, of the process and of
+        its workers (the processes it started)."""
+        return sum(_cpu(pid) for pid in (self.pid, *_children(self.pid)))
 
     def rss_bytes(self) -> int:
-        return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * _PAGE
+        """Resident memory of the process, or with workers, of the largest
+        worker (the figure is per replica)."""
+        workers = _children(self.pid)
+        return max(_rss(pid) for pid in workers) if workers else _rss(self.pid)
 
     def stop(self) -> None:
         if self._proc.poll() is None:
@@ -73,10 +82,49 @@ class ServerProcess:
         self._log.close()
 
 
-def authsvc_env(database_url: str, kek: str) -> dict[str, str]:
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = _stat(pid)
+    except OSError:  # gone since it was listed
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _rss(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
+
+
+def _children(pid: int) -> list[int]:
+    """Worker processes of ``pid``: its children running Python's spawn entry point."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int(_stat(int(entry.name))[1]) == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def free_port() -> int:
+    """A port nothing listens on now: workers share a fixed one, so it is
+    chosen before they start."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def authsvc_env(database_url: str, kek: str, workers: int = 1) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        AUTHSVC_LISTEN="127.0.0.1:0",
+        AUTHSVC_LISTEN=f"127.0.0.1:{free_port() if workers > 1 else 0}",
+        AUTHSVC_WORKERS=str(workers),
         AUTHSVC_DATABASE_URL=database_url,
         AUTHSVC_KEK=kek,
         # Chains of refreshes back to back; the default spacing would refuse them.
@@ -89,10 +137,13 @@ def authsvc_env(database_url: str, kek: str) -> dict[str, str]:
     return env
 
 
-def start_authsvc(database_url: str, kek: str, log_dir: Path) -> ServerProcess:
+def start_authsvc(database_url: str, kek: str, log_dir: Path, workers: int = 1) -> ServerProcess:
     exe = Path(sys.executable).with_name("authsvc")
-    return ServerProcess("authsvc", [str(exe), "serve"], authsvc_env(database_url, kek), log_dir)
+    return ServerProcess(f"authsvc-{workers}w", [str(exe), "serve"], authsvc_env(database_url, kek, workers), log_dir)
 
 
-def start_empty(log_dir: Path) -> ServerProcess:
-    return ServerProcess("empty-server", [sys.executable, "-m", "bench.empty_server"], dict(os.environ), log_dir)
+def start_empty(log_dir: Path, workers: int = 1) -> ServerProcess:
+    argv = [sys.executable, "-m", "bench.empty_server", "--workers", str(workers)]
+    if workers > 1:
+        argv += ["--port", str(free_port())]
+    return ServerProcess(f"empty-server-{workers}w", argv, dict(os.environ), log_dir)

@@ -27,6 +27,8 @@ class BenchConfig:
     local_seconds: float  # each in-process (local verify, argon2) run
     concurrency: int  # calls in flight, for every RPC figure
     load_procs: int  # Python load generator processes
+    workers: int  # AUTHSVC_WORKERS of the server under test, and of the empty-RPC ceiling
+    connections: int  # connections every load generator spreads its calls over
     admin_url: str  # a Postgres where we may CREATE and DROP DATABASE
     revocations: int  # the memory figure's revocation count
     pgbench_clients: int  # pgbench connections: authsvc's pool size
@@ -43,6 +45,11 @@ class BenchConfig:
             concurrency=int(_number("BENCH_CONCURRENCY", 64)),
             # The server's event loop takes one core; the load gets the rest.
             load_procs=int(_number("BENCH_LOAD_PROCS", max(1, cores // 2))),
+            # One event loop per core, as a deployment on this host would run.
+            workers=int(_number("BENCH_WORKERS", cores)),
+            # The kernel hands each connection to one worker (SO_REUSEPORT):
+            # enough of them that every worker gets a fair share.
+            connections=int(_number("BENCH_CONNECTIONS", 16)),
             admin_url=os.environ.get("BENCH_DATABASE_URL") or LOCAL_ADMIN_URL,
             revocations=int(_number("BENCH_REVOCATIONS", 100_000)),
             pgbench_clients=int(_number("BENCH_PGBENCH_CLIENTS", 16)),

@@ -4,7 +4,8 @@ The generated ``add_AuthServiceServicer_to_server`` lets a protobuf
 DecodeError escape from deserialization, which grpc turns into UNKNOWN with
 the exception text (message type names included). Here a request that does
 not parse becomes ``None``, which the ``rpc`` wrapper answers with
-INVALID_ARGUMENT "malformed request".
+INVALID_ARGUMENT "malformed request". A handler may also answer with bytes
+already serialized.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return deserialize
 
 
+def _serializer(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """Messages are serialized; bytes (an answer serialized once and kept,
+    see Verify) go out as they are."""
+
+    def to_bytes(message: Any) -> bytes:
+        return message if message.__class__ is bytes else serialize(message)
+
+    return to_bytes
+
+
 def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in SERVICE.methods:
@@ -39,6 +50,6 @@ def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
         handlers[method.name] = make(
             getattr(servicer, method.name),
             request_deserializer=_lenient(request_cls.FromString),
-            response_serializer=response_cls.SerializeToString,
+            response_serializer=_serializer(response_cls.SerializeToString),
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))

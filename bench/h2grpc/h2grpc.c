@@ -52,12 +52,9 @@ struct request {
     uint32_t len;
 };
 
-struct conn;
-
 /* One call slot. A connection owns as many as it may have streams open, so
  * starting a call never allocates. */
 struct call {
-    struct conn *conn;
     int64_t t0;
     const uint8_t *req;
     uint32_t req_len, req_off;
@@ -70,6 +67,7 @@ struct call {
     uint32_t msg_left;
     uint32_t msgs;       /* complete messages received */
     uint32_t prefix_got; /* bytes of the expected prefix compared so far */
+    uint8_t got[MAX_PREFIX]; /* those bytes, to show a mismatch */
     char grpc_message[ERRTEXT]; /* only kept while no first_error is known */
 };
 
@@ -149,17 +147,19 @@ static void percent_decode(char *dst, size_t cap, const uint8_t *src, size_t len
 }
 
 static void count_kind(const char *name) {
-    for (int i = 0; i < nkinds; i++)
-        if (strcmp(kinds[i].name, name) == 0) {
-            kinds[i].count++;
-            return;
-        }
-    if (nkinds == MAX_KINDS)
+    for (;;) {
+        for (int i = 0; i < nkinds; i++)
+            if (strcmp(kinds[i].name, name) == 0) {
+                kinds[i].count++;
+                return;
+            }
+        /* The last slot is kept for "other", so a full table still counts. */
+        if (nkinds < MAX_KINDS - 1 || strcmp(name, "other") == 0)
+            break;
         name = "other";
-    if (nkinds < MAX_KINDS) {
-        snprintf(kinds[nkinds].name, sizeof kinds[nkinds].name, "%s", name);
-        kinds[nkinds++].count = 1;
     }
+    snprintf(kinds[nkinds].name, sizeof kinds[nkinds].name, "%s", name);
+    kinds[nkinds++].count = 1;
 }
 
 static void push_latency(double ms) {
@@ -178,7 +178,9 @@ static void push_latency(double ms) {
 /* A call ended: judge it, and count it if it ended inside the window. */
 static void finish_call(struct call *c, uint32_t error_code) {
     int64_t t1 = now_ns();
-    if (!running || t1 < t_ws || t1 > t_we)
+    /* Once the run has failed (say GOAWAY), the streams nghttp2 closes in
+     * its wake are not the server's answers: leave them out. */
+    if (!running || failed || t1 < t_ws || t1 > t_we)
         return;
     char kind[24] = "";
     if (error_code != NGHTTP2_NO_ERROR)
@@ -207,8 +209,24 @@ static void finish_call(struct call *c, uint32_t error_code) {
         /* No grpc-message yet: say what the error was, until one comes. */
         if (error_code != NGHTTP2_NO_ERROR)
             snprintf(first_error, sizeof first_error, "stream reset: %s", nghttp2_http2_strerror(error_code));
-        else
-            snprintf(first_error, sizeof first_error, "%s", kind);
+        else if (c->http_status != 200)
+            snprintf(first_error, sizeof first_error, "HTTP status %d", c->http_status);
+        else if (c->grpc_status < 0)
+            snprintf(first_error, sizeof first_error, "no grpc-status in the response");
+        else if (c->grpc_status != 0)
+            snprintf(first_error, sizeof first_error, "grpc-status %d without grpc-message", c->grpc_status);
+        else if (c->msgs == 0)
+            snprintf(first_error, sizeof first_error, "grpc-status 0 but no response message");
+        else {
+            char got[2 * MAX_PREFIX + 1] = "", want[2 * MAX_PREFIX + 1] = "";
+            for (size_t i = 0; i < prefix_len; i++) {
+                if (i < c->prefix_got)
+                    sprintf(got + 2 * i, "%02x", c->got[i]);
+                sprintf(want + 2 * i, "%02x", prefix[i]);
+            }
+            snprintf(first_error, sizeof first_error, "first response message starts '%s'%s, expected '%s'", got,
+                     c->prefix_got < prefix_len ? " (and ends there)" : "", want);
+        }
     }
 }
 
@@ -241,6 +259,19 @@ static ssize_t read_body(nghttp2_session *s, int32_t sid, uint8_t *buf, size_t l
     return (ssize_t)n;
 }
 
+/* A small decimal code; anything else is taken as gRPC's UNKNOWN (2). */
+static int parse_code(const uint8_t *v, size_t len) {
+    int n = 0;
+    if (len == 0 || len > 4)
+        return 2;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return 2;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n;
+}
+
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t namelen,
                      const uint8_t *value, size_t valuelen, uint8_t flags, void *ud) {
     (void)flags, (void)ud;
@@ -252,15 +283,9 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     /* Both the first HEADERS block and the trailers land here: a
      * trailers-only answer carries grpc-status in the first block. */
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
-        int v = 0;
-        for (size_t i = 0; i < valuelen && i < 4; i++)
-            v = v * 10 + (value[i] - '0');
-        c->http_status = v;
+        c->http_status = parse_code(value, valuelen); /* nghttp2 has checked it is 3 digits */
     } else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
-        int v = 0;
-        for (size_t i = 0; i < valuelen && i < 4; i++)
-            v = v * 10 + (value[i] - '0');
-        c->grpc_status = v;
+        c->grpc_status = parse_code(value, valuelen);
     } else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0 && !have_first_error) {
         percent_decode(c->grpc_message, sizeof c->grpc_message, value, valuelen);
     }
@@ -301,6 +326,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t sid, const uint8_t
             size_t k = prefix_len - c->prefix_got;
             if (k > n)
                 k = n;
+            memcpy(c->got + c->prefix_got, data, k);
             if (memcmp(data, prefix + c->prefix_got, k) != 0)
                 c->prefix_bad = 1;
             c->prefix_got += (uint32_t)k;
@@ -648,10 +674,8 @@ static void open_connections(const struct addrinfo *ai, nghttp2_session_callback
             fprintf(stderr, "h2grpc: out of memory\n");
             exit(EXIT_CONN);
         }
-        for (int k = 0; k < cn->cap; k++) {
-            cn->calls[k].conn = cn;
+        for (int k = 0; k < cn->cap; k++)
             cn->free_slots[k] = cn->cap - 1 - k;
-        }
         cn->nfree = cn->cap;
 
         cn->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);

@@ -152,6 +152,33 @@ def _parse_claims(payload: Mapping[str, Any]) -> AccessClaims:
     )
 
 
+#: Headers that passed every check below, as (kid, alg). Every token one key
+#: signs has the same header, and reading it is a pure function of its text,
+#: so a hit skips a JSON parse without skipping a rule. Bounded: a flood of
+#: made-up headers only empties it.
+_HEADERS: dict[str, tuple[str, str]] = {}
+_HEADERS_MAX = 64
+
+
+def _read_header(header_b64: str) -> tuple[str, str]:
+    try:
+        header = json_object(b64url_decode(header_b64))
+    except JoseFormatError as exc:
+        raise _reject(Reason.MALFORMED) from exc
+    if not header.keys() <= _ALLOWED_HEADER:
+        raise _reject(Reason.MALFORMED)
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
+        raise _reject(Reason.WRONG_TYPE)
+    kid, alg = header.get("kid"), header.get("alg")
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH or not isinstance(alg, str):
+        raise _reject(Reason.MALFORMED)
+    if len(_HEADERS) >= _HEADERS_MAX:
+        _HEADERS.clear()
+    _HEADERS[header_b64] = (kid, alg)
+    return kid, alg
+
+
 def decode_signed(token: str, keys: Mapping[str, VerificationKey]) -> dict[str, Any]:
     """Check a JWS compact token's form, header and signature; give its payload.
 
@@ -167,20 +194,12 @@ def decode_signed(token: str, keys: Mapping[str, VerificationKey]) -> dict[str, 
     if len(parts) != 3:
         raise _reject(Reason.MALFORMED)
     header_b64, payload_b64, signature_b64 = parts
+    kid, alg = _HEADERS.get(header_b64) or _read_header(header_b64)
     try:
-        header = json_object(b64url_decode(header_b64))
         payload = b64url_decode(payload_b64)  # decoded now, trusted only after the signature
         signature = b64url_decode(signature_b64)
     except JoseFormatError as exc:
         raise _reject(Reason.MALFORMED) from exc
-    if not header.keys() <= _ALLOWED_HEADER:
-        raise _reject(Reason.MALFORMED)
-    typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
-        raise _reject(Reason.WRONG_TYPE)
-    kid, alg = header.get("kid"), header.get("alg")
-    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH or not isinstance(alg, str):
-        raise _reject(Reason.MALFORMED)
     key = keys.get(kid)
     if key is None:
         raise _reject(Reason.UNKNOWN_KEY)
