@@ -152,7 +152,7 @@ async def test_installed_client_package_issues_and_verifies(app, store, clock, s
     # and their own requirements, as symlinks.
     deps = tmp_path / "deps"
     declared = [r for r in installed[0].requires or [] if _needed(Requirement(r))]
-    assert {Requirement(r).name for r in declared} == {"grpcio", "protobuf", "cryptography"}
+    assert {Requirement(r).name for r in declared} == {"grpcio", "protobuf", "cryptography", "pynacl"}
     _link_site(_closure(declared), deps)
 
     client = await add_client(store, clock)

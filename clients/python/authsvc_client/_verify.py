@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._jose import JoseFormatError, b64url_decode, json_object, verify
+from ._jose import JoseFormatError, b64url_decode, json_object
 from ._jwe import DecryptionError, decrypt_nested, is_encrypted
 from ._keys import MAX_KID_LENGTH, VerificationKey
 
@@ -206,7 +206,7 @@ def decode_signed(token: str, keys: Mapping[str, VerificationKey]) -> dict[str, 
     if alg != key.alg:  # "none", HS256 with our public key, any swap: all end here
         raise _reject(Reason.BAD_SIGNATURE)
     signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
-    if not verify(key.alg, key.key, signing_input, signature):
+    if not key.check(signing_input, signature):
         raise _reject(Reason.BAD_SIGNATURE)
     try:
         return json_object(payload)
