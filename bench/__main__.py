@@ -69,7 +69,7 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
         try:
             signer = await load_signer(url, kek, issuer, ttl)
             target = Target(
-                server, empty, probe, signer, principals, await probe.jwks(), settings.argon2, cfg.admin_url
+                server, empty, probe, signer, principals, await probe.jwks(), settings.argon2, cfg.admin_url, url
             )
             for n in range(1, cfg.rounds + 1):
                 say(f"round {n} of {cfg.rounds}")
@@ -140,7 +140,7 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
             ">= 0.9x", lambda m, r: r >= 0.9,
         ),
         against(
-            "Refresh (Python load, one chain per slot)", refresh.rate,
+            f"Refresh ({tool}, each a session's first refresh)", refresh.rate,
             f"pgbench, Refresh's SQL, {cfg.pgbench_clients} clients", tps,
             ">= 0.25x and > 700/s", lambda m, r: r >= 0.25 and m > 700,
         ),
@@ -245,9 +245,8 @@ def main() -> int:
             f"- Servers: authsvc with AUTHSVC_WORKERS={cfg.workers} (one process per worker, one port), and the "
             f"empty-RPC ceiling in the same process model ({cfg.workers} worker(s)).",
             f"- Load: {run.prepared_tool} (C, nghttp2) with requests prepared before the clock starts, a different "
-            f"one per call where the figure needs it; a Python grpc.aio load generator in {cfg.load_procs} "
-            f"process(es) for Refresh, whose next request is in the last answer. {cfg.connections} connections, "
-            f"{cfg.concurrency} calls in flight throughout.",
+            f"one per call where the figure needs it. {cfg.connections} connections, {cfg.concurrency} calls in "
+            "flight throughout.",
             "- Method: [bench/README.md](../README.md). Ratio = figure / the ceiling beside it.",
             "",
             markdown(rows),

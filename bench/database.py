@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from authsvc.config import parse_kek
 from authsvc.domain import credentials
 from authsvc.domain.keys import open_key
+from authsvc.domain.models import RefreshTokenRecord, Session
 from authsvc.domain.passwords import Argon2Params
 from authsvc.store.postgres import PostgresStore
 
@@ -100,3 +103,38 @@ async def load_signer(url: str, kek: str, issuer: str, ttl: int) -> SignerSpec:
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return SignerSpec(key.kid, key.alg, der, issuer, ttl)
+
+
+async def open_sessions(url: str, usernames: tuple[str, ...], count: int) -> list[str]:
+    """``count`` sessions as password logins leave them (spread over the
+    users), written with the store's own ``create_session``; their first
+    refresh tokens, for Refresh runs that spend each once."""
+    store = await PostgresStore.connect(url, min_size=8, max_size=8)
+    try:
+        users = [await store.user_by_name(name) for name in usernames]
+        now = time.time()
+
+        async def one(i: int) -> str:
+            user = users[i % len(users)]
+            assert user is not None
+            session = Session(
+                id=str(uuid.uuid4()), user_id=user.id, subject=user.id, audiences=("authsvc", "orders"),
+                scopes=("read", "write"), amr=("pwd",), acr="aal1", auth_time=now, created_at=now,
+                expires_at=now + 3600, last_refresh_at=None, refresh_count=0, peer="ipv4:127.0.0.1:1",
+                user_agent="bench", revoked_at=None,
+            )  # fmt: skip
+            token, token_id, secret = credentials.new_refresh_token()
+            record = RefreshTokenRecord(
+                id=token_id, session_id=session.id, secret_hash=credentials.digest(secret),
+                scopes=session.scopes, created_at=now, expires_at=now + 3600,
+            )  # fmt: skip
+            if not await store.create_session(session, record, audit="login_ok"):
+                raise RuntimeError("bench: a session could not be opened")
+            return token
+
+        tokens: list[str] = []
+        for start in range(0, count, 1000):
+            tokens += await asyncio.gather(*(one(i) for i in range(start, min(count, start + 1000))))
+        return tokens
+    finally:
+        await store.close()

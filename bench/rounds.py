@@ -6,13 +6,12 @@ to the figures it divides, and the whole round is repeated (BENCH_ROUNDS).
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from authsvc.domain.passwords import Argon2Params
 
 from . import argon2_ceiling, local, pgbench
-from .database import Principals, SignerSpec
+from .database import Principals, SignerSpec, open_sessions
 from .measure import RunResult
 from .pgbench import PgbenchResult
 from .probes import Probe, client_issue_request
@@ -20,10 +19,10 @@ from .runner import Runner, say
 from .scenarios import (
     ACTIVE,
     TOKENS,
-    RefreshChains,
     client_grant,
     login_request,
     mint,
+    refresh_request,
     revoke_request,
     user_grant,
     verify_request,
@@ -48,6 +47,7 @@ class Target:
     jwks: str
     argon2: Argon2Params
     admin_url: str
+    url: str  # the scratch database the server runs on
 
 
 @dataclass(frozen=True)
@@ -119,10 +119,14 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
     say("pgbench with Refresh's SQL ...")
     pg = await pgbench.run(t.admin_url, run.workdir, cfg.pgbench_clients, cfg.warmup, cfg.seconds)
     say(f"  {pg.tps:,.0f} tps, {pg.latency_ms:.2f} ms average, {pg.failed} failed")
-    # One login per slot starts a refresh chain; each answer gives the next request.
-    pairs = await asyncio.gather(*(t.probe.login(u) for u in names[: cfg.concurrency]))
-    chains = [p.refresh_token for p in pairs]
-    refresh = run.python(_tag("Refresh", n), t.server, REFRESH, [RefreshChains(s) for s in run.shares(chains)])
+    # Sessions as logins leave them, each refreshed once: many users, as in
+    # production, and every request made before the clock starts.
+    count = int(4000 * budget)
+    say(f"opening {count:,} sessions for Refresh ...")
+    tokens = await open_sessions(t.url, t.principals.usernames, count)
+    refresh = run.prepared(
+        _tag("Refresh", n), t.server, REFRESH, [refresh_request(tok) for tok in tokens], expect=TOKENS, cycle=False
+    )
 
     return Round(
         empty, verify_distinct, verify_hot, verify_one, issue_cc, revoke, loc, argon, cores, issue_pw, pg, refresh

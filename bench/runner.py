@@ -66,17 +66,6 @@ class Runner:
         self._done(run)
         return run
 
-    def python(self, name: str, server: ServerProcess, method: str, scenarios: list[Scenario]) -> RunResult:
-        """Requests that differ per call: the multi-process Python load generator."""
-        say(f"{name} ...")
-        on_window = self._sampler(f"{name} Python load", server)
-        try:
-            run = self._python(name, server, method, scenarios, on_window)
-        finally:
-            self.sampler.stop()
-        self._done(run)
-        return run
-
     def _python(
         self, name: str, server: ServerProcess, method: str, scenarios: list[Scenario], on_window: Callable[[], None]
     ) -> RunResult:
@@ -90,13 +79,3 @@ class Runner:
         self.runs.append(run)
         errors = f", {run.error_count} errors" if run.errors else ""
         say(f"  {rate(run.rate)}, p50 {run.p50_ms or 0:.1f} ms, p99 {run.p99_ms or 0:.1f} ms{errors}")
-
-    def shares(self, items: list[str]) -> list[list[str]]:
-        """Split per-slot inputs between the load processes as rpcload splits the slots."""
-        procs, n = self.cfg.load_procs, self.cfg.concurrency
-        sizes = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
-        out, start = [], 0
-        for size in sizes:
-            out.append(items[start : start + size])
-            start += size
-        return out

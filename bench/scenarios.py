@@ -54,6 +54,10 @@ def revoke_request(token: str) -> bytes:
     return pb.RevokeRequest(token=token).SerializeToString()
 
 
+def refresh_request(refresh_token: str) -> bytes:
+    return pb.RefreshRequest(refresh_token=refresh_token).SerializeToString()
+
+
 def login_request(username: str) -> bytes:
     return pb.IssueRequest(password=pb.PasswordCredential(username=username, password=PASSWORD)).SerializeToString()
 
@@ -99,23 +103,3 @@ class Prepared:
 
     def response(self, slot: int, data: bytes) -> bool:
         return data.startswith(self.expect)
-
-
-@dataclass
-class RefreshChains:
-    """One session per slot, each refresh spending the token the last one gave."""
-
-    tokens: list[str]
-    wrapped: int = 0
-
-    def prepare(self) -> None:
-        pass
-
-    def request(self, slot: int) -> bytes:
-        return pb.RefreshRequest(refresh_token=self.tokens[slot]).SerializeToString()
-
-    def response(self, slot: int, data: bytes) -> bool:
-        fresh = pb.RefreshResponse.FromString(data).tokens.refresh_token
-        if fresh:
-            self.tokens[slot] = fresh
-        return bool(fresh)

@@ -77,3 +77,15 @@ async def test_jwks_has_public_keys_only(stub):
     for key in jwks["keys"]:
         assert key["alg"] == "EdDSA" and key["use"] == "sig" and key["kid"]
         assert not {"d", "p", "q", "k"} & key.keys()
+
+
+async def test_verified_tokens_are_kept_up_to_the_bound(app, stub, store, passwords, clock, monkeypatch):
+    monkeypatch.setattr("authsvc.domain.live.VERIFIED_CACHE_SIZE", 3)
+    user = await add_user(store, passwords, clock)
+    tokens = [(await login(stub, user, audience=["orders"])).access_token for _ in range(5)]
+    for token in tokens:
+        assert (await verify(stub, token)).active
+    kept = app.deps.live._verified
+    assert list(kept) == tokens[2:]  # one out for one in
+    assert (await verify(stub, tokens[0])).active  # checked again, and kept again
+    assert list(kept) == [*tokens[3:], tokens[0]]
