@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
@@ -90,7 +91,8 @@ class App:
         self._store = store = await PostgresStore.connect(self._dsn)
         await store.migrate()
         kek = settings.load_kek()
-        self._passwords = Passwords(settings.argon2)
+        # The workers share the cores: one hashing thread per core in all.
+        self._passwords = Passwords(settings.argon2, workers=-(-(os.cpu_count() or 1) // settings.workers))
         live = await LiveState.load(store, kek, settings.policy, self.clock)
         self.deps = Deps(store, self.clock, settings.policy, kek, self._passwords, live)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -64,7 +65,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     def __init__(self, deps: Deps, metrics: Metrics | None = None) -> None:
         self._deps = deps
         self._metrics = metrics or Metrics()
-        self._answers: dict[str, bytes] = {}  # token -> serialized VerifyResponse
+        self._answers: OrderedDict[str, bytes] = OrderedDict()  # token -> serialized VerifyResponse
 
     @rpc
     async def Issue(self, request: pb.IssueRequest, context: Context) -> pb.IssueResponse:
@@ -123,12 +124,12 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             return convert.inactive(rejected.reason)
         # Every rule ran above, for this caller and this moment. What is left,
         # the answer, depends on the token's claims alone: kept serialized
-        # for tokens that come again (bounded; emptied when full).
+        # for tokens that come again (bounded: the oldest goes for a new one).
         answer = self._answers.get(token)
         if answer is None:
             answer = pb.VerifyResponse(active=True, claims=convert.claims(claims)).SerializeToString()
             if len(self._answers) >= ANSWER_CACHE_SIZE:
-                self._answers.clear()
+                self._answers.popitem(last=False)
             self._answers[token] = answer
         return answer
 
