@@ -52,8 +52,6 @@ class Passwords:
         # all: more hashes at once than cores thrash the caches (measured: 4
         # at once on 2 cores gave 13% fewer hashes a second than 2).
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="argon2")
-        if params.memory_kib * 1024 <= _RETAIN_BYTES:
-            _retain_hash_memory()
         self._hasher = argon2.PasswordHasher(
             time_cost=params.time_cost,
             memory_cost=params.memory_kib,
@@ -63,6 +61,10 @@ class Passwords:
         # Checked against when the user does not exist, so that an unknown user
         # costs the same time as a wrong password (no user enumeration).
         self._dummy = self._hasher.hash("not a password: equalises timing")
+        # After the dummy: its memory, freed on the loop's thread, goes back
+        # to the kernel; the hashing threads' memory stays for the next hash.
+        if params.memory_kib * 1024 <= _RETAIN_BYTES:
+            _retain_hash_memory()
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)

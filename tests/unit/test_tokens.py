@@ -36,6 +36,7 @@ from authsvc_client import (
     verify_access_token,
 )
 from authsvc_client._jose import b64url_decode, b64url_encode, json_bytes, sign
+from authsvc_client._verify import read_access_token
 
 KEK = Kek({"k": bytes(32)}, "k")
 NOW = 1_700_000_000.0
@@ -226,6 +227,18 @@ def test_minted_token_is_accepted_with_every_claim(ctx: Ctx) -> None:
     assert "cnf" not in got.raw
     header = decode_segment(segments(token)[0])
     assert header == {"alg": ctx.alg, "kid": ctx.key.kid, "typ": "at+jwt"}
+
+
+def test_claims_without_raw_are_the_same_claims(ctx: Ctx) -> None:
+    """The server caches claims with ``keep_raw=False``: nothing but ``raw`` differs."""
+    token, _, _ = mint_access_token(GRANT, key=ctx.key, issuer=ISSUER, now=NOW, ttl=TTL)
+    full = read_access_token(token, ctx.keys)
+    lean = read_access_token(token, ctx.keys, keep_raw=False)
+    assert lean == full  # raw is not compared
+    assert dataclasses.replace(lean, raw=full.raw) == full and full.raw["sub"] == "user-42"
+    assert dict(lean.raw) == {}
+    with pytest.raises(TypeError):
+        lean.raw["sub"] = "admin"  # type: ignore[index]  # one shared empty mapping, read-only
 
 
 def test_each_token_has_its_own_jti(ctx: Ctx) -> None:

@@ -12,6 +12,7 @@ import enum
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ._jose import JoseFormatError, b64url_decode, json_object
@@ -121,7 +122,10 @@ def _strings(value: Any) -> tuple[str, ...]:
     raise _reject(Reason.MALFORMED)
 
 
-def _parse_claims(payload: Mapping[str, Any]) -> AccessClaims:
+_NO_RAW: Mapping[str, Any] = MappingProxyType({})
+
+
+def _parse_claims(payload: Mapping[str, Any], keep_raw: bool = True) -> AccessClaims:
     for name in _REQUIRED_CLAIMS:
         if name not in payload:
             raise _reject(Reason.MALFORMED)
@@ -148,7 +152,7 @@ def _parse_claims(payload: Mapping[str, Any]) -> AccessClaims:
         amr=_strings(amr),
         acr=_str(payload, "acr"),
         cnf_x5t_s256=thumbprint,
-        raw=payload,
+        raw=payload if keep_raw else _NO_RAW,
     )
 
 
@@ -268,11 +272,17 @@ def verify_access_token(
 
 
 def read_access_token(
-    token: str, keys: Mapping[str, VerificationKey], decryption_keys: Mapping[str, Any] | None = None
+    token: str,
+    keys: Mapping[str, VerificationKey],
+    decryption_keys: Mapping[str, Any] | None = None,
+    *,
+    keep_raw: bool = True,
 ) -> AccessClaims:
     """The part of verification that depends on the token alone: form, header,
     decryption, signature and claim types. Its result may be cached per token
-    string; :func:`accept` must still run on every use."""
+    string; :func:`accept` must still run on every use. ``keep_raw=False``
+    leaves ``raw`` empty: a cache of many claims then holds no dictionaries for
+    the garbage collector to walk."""
     if isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH and token.isascii() and is_encrypted(token):
         if not decryption_keys:
             raise _reject(Reason.MALFORMED)
@@ -280,7 +290,7 @@ def read_access_token(
             token = decrypt_nested(token, decryption_keys)
         except DecryptionError as exc:
             raise _reject(Reason.MALFORMED) from exc
-    return _parse_claims(decode_signed(token, keys))
+    return _parse_claims(decode_signed(token, keys), keep_raw)
 
 
 def accept(
