@@ -143,10 +143,20 @@ class Settings:
                 "AUTHSVC_LISTEN: a non-loopback address needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY "
                 "(or AUTHSVC_INSECURE_PLAINTEXT=true behind a TLS-terminating proxy)"
             )
-        if serving and settings.workers > 1 and settings.listen.endswith(":0"):
+        grpc_port = int(settings.listen.rpartition(":")[2])
+        if serving and settings.workers > 1 and grpc_port == 0:
             # Workers share one port; each picking its own would split the service.
             raise ConfigError("AUTHSVC_WORKERS: more than one worker needs a fixed port in AUTHSVC_LISTEN")
         http = reader.listen("AUTHSVC_HTTP_LISTEN", "") if env.get("AUTHSVC_HTTP_LISTEN") else None
+        http_port = int(http.rpartition(":")[2]) if http else 0
+        if serving and settings.workers > 1 and http_port:
+            # Worker N serves the side port on its port + N.
+            last = http_port + settings.workers - 1
+            if last > 65535 or http_port <= grpc_port <= last:
+                raise ConfigError(
+                    f"AUTHSVC_HTTP_LISTEN: workers take ports {http_port}-{last}, "
+                    "which must be valid and leave AUTHSVC_LISTEN's port alone"
+                )
         return replace(settings, tls=tls, http_listen=http, allow_dev_kek=reader.flag("AUTHSVC_ALLOW_DEV_KEK"))
 
     def load_kek(self) -> Kek:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import signal
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
@@ -39,6 +38,9 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AuthService"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+#: Database connections of one replica (plus one for LISTEN).
+POOL_SIZE = 16
+MIN_POOL_PER_WORKER = 4
 
 
 def server_options(max_message_bytes: int, *, shared_port: bool = False) -> list[tuple[str, int]]:
@@ -89,11 +91,15 @@ class App:
 
     async def start(self) -> int:
         settings = self.settings
-        self._store = store = await PostgresStore.connect(self._dsn)
+        # Workers split the pool: N workers hold what one replica would.
+        pool = max(MIN_POOL_PER_WORKER, -(-POOL_SIZE // settings.workers))
+        self._store = store = await PostgresStore.connect(self._dsn, max_size=pool)
         await store.migrate()
         kek = settings.load_kek()
-        # The workers share the cores: one hashing thread per core in all.
-        self._passwords = Passwords(settings.argon2, workers=-(-(os.cpu_count() or 1) // settings.workers))
+        # One hashing thread per core in every worker, though workers share
+        # the cores: connections, not calls, are spread over workers, and one
+        # busy client (a gateway on one channel) must still get every core.
+        self._passwords = Passwords(settings.argon2)
         live = await LiveState.load(store, kek, settings.policy, self.clock)
         self.deps = Deps(store, self.clock, settings.policy, kek, self._passwords, live)
 
@@ -135,8 +141,9 @@ class App:
         self._tasks.append(asyncio.create_task(self._keys_loop(), name="keys"))
         if settings.http_listen:
             self.http = SidePort(self._http_routes())
-            self.http_port = await self.http.start(_worker_port(settings.http_listen, self.worker))
-            log.info("HTTP side port on %s (port %d)", settings.http_listen, self.http_port)
+            http_listen = _worker_port(settings.http_listen, self.worker)
+            self.http_port = await self.http.start(http_listen)
+            log.info("HTTP side port on %s (port %d)", http_listen, self.http_port)
         await self._set_health(_SERVING)  # database reached, signing key loaded
         log.info("authsvc serving on %s (port %d)", settings.listen, self.port)
         return self.port
@@ -259,7 +266,7 @@ def _worker_port(listen: str, worker: int | None) -> str:
     """Worker N serves the HTTP side port on its port + N: each worker's
     /metrics is its own, so each is a scrape target of its own."""
     host, _, port = listen.rpartition(":")
-    if not worker or port == "0":
+    if not worker or int(port) == 0:
         return listen
     return f"{host}:{int(port) + worker}"
 
@@ -272,10 +279,12 @@ async def serve(settings: Settings, database_url: str, *, worker: Worker | None 
     # What start-up loaded (modules, keys, revocations) lives as long as the
     # process: out of the collector's full walks, which otherwise pause the
     # loop for tens of milliseconds (Verify's p99).
+    gc.collect()  # start-up's garbage goes first, not into the frozen set
     gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # A worker leaves SIGINT to its supervisor, which passes it on as SIGTERM.
+    for sig in (signal.SIGTERM,) if worker else (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if worker is None:
         print(f"authsvc listening on {settings.listen.rpartition(':')[0]}:{app.port}", flush=True)

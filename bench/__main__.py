@@ -25,7 +25,7 @@ from .probes import Probe
 from .report import Row, against, details, latency, markdown, mb
 from .rounds import HOT_SET, REVOKE, Round, Target, one_round
 from .runner import Runner, say
-from .scenarios import ACTIVE, client_grant, mint, revoke_request
+from .scenarios import REVOKED_ONE, client_grant, mint, revoke_request
 from .servers import authsvc_env, start_authsvc, start_empty
 from .settings import BenchConfig
 
@@ -89,7 +89,7 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
         tokens = mint(phase.signer, [client_grant(phase.principals.client_id) for _ in range(3000 * 8)])
         revoke_loaded = run.prepared(
             f"Revoke, {cfg.revocations:,} revocations in memory (1 worker)", phase.server, REVOKE,
-            [revoke_request(t) for t in tokens], expect=ACTIVE, cycle=False,
+            [revoke_request(t) for t in tokens], expect=REVOKED_ONE, cycle=False,
         )  # fmt: skip
     finally:
         phase.server.stop()

@@ -64,12 +64,18 @@ def main() -> None:
     ctx = multiprocessing.get_context("spawn")
     lines = [ctx.Pipe(duplex=False) for _ in range(args.workers)]
     procs = [ctx.Process(target=_worker, args=(args.port, theirs)) for _, theirs in lines]
-    for proc in procs:
+    for proc, (_, theirs) in zip(procs, lines, strict=True):
         proc.start()
+        theirs.close()  # so a worker that dies before it listens reads as EOF
     stopping: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stopping.append(signum))
-    ports = {ours.recv() for ours, _ in lines}
+    try:
+        ports = {ours.recv() for ours, _ in lines}
+    except EOFError:
+        for proc in procs:
+            proc.kill()
+        raise SystemExit("empty server: a worker died before it listened") from None
     print(f"empty server listening on 127.0.0.1:{ports.pop()}", flush=True)
     while not stopping:
         time.sleep(0.1)

@@ -8,7 +8,7 @@ import grpc
 from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
 
-from .database import PASSWORD, Principals
+from .database import Principals
 
 
 class Probe:
@@ -38,15 +38,6 @@ class Probe:
         if not pb.IssueResponse.FromString(answer).tokens.access_token:
             raise RuntimeError("probe: Issue with client credentials gave no token")
         return len(answer)
-
-    async def login(self, username: str) -> pb.TokenPair:
-        answer = await self.stub.Issue(
-            pb.IssueRequest(password=pb.PasswordCredential(username=username, password=PASSWORD)), timeout=60
-        )
-        if answer.WhichOneof("result") != "tokens":
-            raise RuntimeError("probe: password login gave no tokens")
-        tokens: pb.TokenPair = answer.tokens
-        return tokens
 
     async def revoke(self, token: str) -> int:
         return (await self.stub.Revoke(pb.RevokeRequest(token=token), timeout=120)).revoked

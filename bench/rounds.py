@@ -18,6 +18,7 @@ from .probes import Probe, client_issue_request
 from .runner import Runner, say
 from .scenarios import (
     ACTIVE,
+    REVOKED_ONE,
     TOKENS,
     client_grant,
     login_request,
@@ -100,7 +101,7 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
     revocable = mint(t.signer, [client_grant(t.principals.client_id) for _ in range(count)])
     revoke = run.prepared(
         _tag("Revoke, access token", n), t.server, REVOKE, [revoke_request(tok) for tok in revocable],
-        expect=ACTIVE, cycle=False,
+        expect=REVOKED_ONE, cycle=False,
     )  # fmt: skip
 
     say("local verification ...")
@@ -121,7 +122,7 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
     say(f"  {pg.tps:,.0f} tps, {pg.latency_ms:.2f} ms average, {pg.failed} failed")
     # Sessions as logins leave them, each refreshed once: many users, as in
     # production, and every request made before the clock starts.
-    count = int(4000 * budget)
+    count = int(max(2000.0, issue_cc.rate) * 1.5 * budget)  # Refresh writes more than Issue does
     say(f"opening {count:,} sessions for Refresh ...")
     tokens = await open_sessions(t.url, t.principals.usernames, count)
     refresh = run.prepared(

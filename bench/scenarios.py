@@ -16,8 +16,10 @@ from authsvc_client import pb
 from .database import PASSWORD, SignerSpec
 
 AUDIENCE = "orders"
-#: Field 1 (varint) = 1: VerifyResponse.active true, RevokeResponse.revoked 1.
+#: Field 1 (varint) = 1: VerifyResponse.active true.
 ACTIVE = b"\x08\x01"
+#: The same bytes in RevokeResponse: revoked = 1.
+REVOKED_ONE = b"\x08\x01"
 #: Field 1 (length-delimited): IssueResponse.tokens, not an MFA challenge.
 TOKENS = b"\x0a"
 

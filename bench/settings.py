@@ -31,14 +31,14 @@ class BenchConfig:
     connections: int  # connections every load generator spreads its calls over
     admin_url: str  # a Postgres where we may CREATE and DROP DATABASE
     revocations: int  # the memory figure's revocation count
-    pgbench_clients: int  # pgbench connections: authsvc's pool size
+    pgbench_clients: int  # pgbench connections: authsvc's database connections, all workers
     profile: bool  # py-spy the server during each RPC run (slower, figures disturbed)
 
     @classmethod
     def from_env(cls) -> BenchConfig:
         cores = os.cpu_count() or 1
         return cls(
-            rounds=int(_number("BENCH_ROUNDS", 2)),
+            rounds=int(_number("BENCH_ROUNDS", 3)),
             seconds=_number("BENCH_SECONDS", 5.0),
             warmup=_number("BENCH_WARMUP", 1.0),
             local_seconds=_number("BENCH_LOCAL_SECONDS", 2.0),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,32 +23,12 @@ class Argon2Params:
     parallelism: int = 1
 
 
-def _retain_hash_memory() -> None:
-    """Each hash allocates ``memory_kib`` at once. glibc hands blocks that big
-    back to the kernel on free (mmap, trim), so the next hash in that thread
-    page-faults its memory in again: about 5% of a hash. Keeping blocks up
-    to 64 MiB in the heap makes them reusable. glibc only; a no-op elsewhere."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, _RETAIN_BYTES)
-    mallopt(_M_TRIM_THRESHOLD, 4 * _RETAIN_BYTES)
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
-_RETAIN_BYTES = 64 << 20
-
-
 class Passwords:
     """Hash and check passwords. Both calls are CPU-bound; run them off the event loop."""
 
     def __init__(self, params: Argon2Params = Argon2Params(), workers: int | None = None) -> None:
-        # argon2-cffi releases the GIL, so a pool of threads hashes in
-        # parallel while the event loop keeps serving. One thread per core in
-        # all: more hashes at once than cores thrash the caches (measured: 4
-        # at once on 2 cores gave 13% fewer hashes a second than 2).
+        # argon2-cffi releases the GIL, so a pool sized to the cores hashes in
+        # parallel while the event loop keeps serving.
         self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1, thread_name_prefix="argon2")
         self._hasher = argon2.PasswordHasher(
             time_cost=params.time_cost,
@@ -61,10 +39,6 @@ class Passwords:
         # Checked against when the user does not exist, so that an unknown user
         # costs the same time as a wrong password (no user enumeration).
         self._dummy = self._hasher.hash("not a password: equalises timing")
-        # After the dummy: its memory, freed on the loop's thread, goes back
-        # to the kernel; the hashing threads' memory stays for the next hash.
-        if params.memory_kib * 1024 <= _RETAIN_BYTES:
-            _retain_hash_memory()
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)

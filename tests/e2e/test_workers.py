@@ -22,6 +22,7 @@ import pytest
 from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
 
+from ..support import drop_database
 from .procs import AUTHSVC, CALL_TIMEOUT, server_env, serving, stop
 
 pytestmark = pytest.mark.e2e
@@ -127,13 +128,16 @@ async def test_workers_share_the_port_and_agree_on_revocations(replica_db, tmp_p
             for ch in channels:
                 await ch.close(None)
 
-        # A lone server on the same port refuses it, clearly.
-        lone = dict(env, AUTHSVC_WORKERS="1", AUTHSVC_HTTP_LISTEN="")
-        done = subprocess.run(
-            [str(AUTHSVC), "serve"], env=lone, capture_output=True, text=True, timeout=CALL_TIMEOUT, check=False
-        )
-        assert done.returncode == 2, done.stderr
-        assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+        # A lone server, or a second set of workers, on the same port refuses
+        # it, clearly: neither may silently take part of the connections.
+        for workers in ("1", "2"):
+            again = dict(env, AUTHSVC_WORKERS=workers, AUTHSVC_HTTP_LISTEN="")
+            done = subprocess.run(
+                [str(AUTHSVC), "serve"], env=again, capture_output=True, text=True, timeout=CALL_TIMEOUT, check=False
+            )
+            assert done.returncode == 2, done.stderr
+            assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+        assert workers_of(proc.pid) == pids
 
         assert stop(proc) == 0
     for pid in pids:  # SIGTERM reached every worker, and each was reaped
@@ -169,3 +173,26 @@ async def test_a_killed_worker_is_replaced(replica_db, tmp_path: Path):
                 await ch.close(None)
         assert "worker" in (tmp_path / "serve.log").read_text()
         assert stop(proc) == 0
+
+
+async def test_a_worker_that_cannot_start_again_is_given_up_on(admin_url, replica_db, tmp_path: Path):
+    """With its database gone, a replaced worker dies before serving; the
+    supervisor waits longer each time (1, 2, 4, 8 s) and then exits 1 with
+    every worker stopped, so that whatever runs it sees the failure."""
+    url, _, _ = replica_db
+    port, _ = free_ports()
+    env = server_env(url, tmp_path, AUTHSVC_WORKERS=str(WORKERS), AUTHSVC_LISTEN=f"127.0.0.1:{port}")
+    log = tmp_path / "serve.log"
+    with serving(env, log) as (proc, _addr):
+        pids = workers_of(proc.pid)
+        await drop_database(admin_url, url)
+        os.kill(min(pids), 9)
+        code = await asyncio.to_thread(proc.wait, 60)
+        assert code == 1, log.read_text()
+    text = log.read_text()
+    assert "failed to start 5 times in a row; giving up" in text
+    waits = ["in 1 s", "in 2 s", "in 4 s", "in 8 s"]
+    assert [w for w in waits if w in text] == waits
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -329,3 +329,14 @@ def test_workers_need_a_fixed_port() -> None:
 @pytest.mark.parametrize("value", ["0", "65", "two"])
 def test_bad_workers(value: str) -> None:
     assert str(config_error({"AUTHSVC_WORKERS": value})).startswith("AUTHSVC_WORKERS:")
+
+
+@pytest.mark.parametrize(
+    ("listen", "http"),
+    [("127.0.0.1:00", ""), ("127.0.0.1:50051", "127.0.0.1:65535"), ("127.0.0.1:50051", "127.0.0.1:50050")],
+)
+def test_workers_ports_must_not_collide(listen: str, http: str) -> None:
+    env = {"AUTHSVC_WORKERS": "2", "AUTHSVC_LISTEN": listen, "AUTHSVC_HTTP_LISTEN": http}
+    assert str(config_error(env)).split(":")[0] in ("AUTHSVC_WORKERS", "AUTHSVC_HTTP_LISTEN")
+    ok = {"AUTHSVC_WORKERS": "2", "AUTHSVC_LISTEN": "127.0.0.1:50051", "AUTHSVC_HTTP_LISTEN": "127.0.0.1:50052"}
+    assert Settings.from_env(ok).http_listen == "127.0.0.1:50052"
