@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from authsvc_client import AccessClaims
 from authsvc_client._revocations import RevocationSet as Rules
 
 from .models import Revocation
@@ -38,6 +37,8 @@ class RevocationSet:
 
     def __init__(self) -> None:
         self._rules = Rules()
+        #: Verify's per-call check: the rules' own method, one call deep.
+        self.is_revoked = self._rules.is_revoked
         self.cursor = 0
         self._gaps: dict[int, float] = {}  # missing seq -> when first missed
         self._pruned_at = float("-inf")
@@ -73,5 +74,3 @@ class RevocationSet:
             self._pruned_at = now
         self._gaps = {k: v for k, v in self._gaps.items() if now - v < GAP_TIMEOUT_SECONDS}
 
-    def is_revoked(self, claims: AccessClaims) -> bool:
-        return self._rules.is_revoked(claims)

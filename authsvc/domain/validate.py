@@ -16,7 +16,8 @@ def text(value: str, name: str, max_bytes: int = MAX_NAME) -> str:
     """A required string field of at most ``max_bytes`` UTF-8 bytes."""
     if not value:
         raise InvalidArgument(f"{name} is required")
-    if len(value) > max_bytes or len(value.encode("utf-8", "surrogatepass")) > max_bytes:
+    # An ASCII string is as many bytes as characters: no encoding on the hot path.
+    if len(value) > max_bytes or (not value.isascii() and len(value.encode("utf-8", "surrogatepass")) > max_bytes):
         raise InvalidArgument(f"{name} is too long")
     if "\x00" in value:
         raise InvalidArgument(f"{name} is malformed")
