@@ -101,6 +101,9 @@ class App:
         # busy client (a gateway on one channel) must still get every core.
         self._passwords = Passwords(settings.argon2)
         live = await LiveState.load(store, kek, settings.policy, self.clock)
+        # Workers split the verified-token cache too: N of them hold what one
+        # replica would, and each full walk of the collector stays short.
+        live.verified_cache_size = max(1, live.verified_cache_size // settings.workers)
         self.deps = Deps(store, self.clock, settings.policy, kek, self._passwords, live)
 
         limit = settings.max_message_bytes

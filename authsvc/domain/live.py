@@ -43,6 +43,7 @@ class LiveState:
         self._subscribers: set[asyncio.Queue[Revocation | None]] = set()
         # token -> claims whose signature checked out, oldest first
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
+        self.verified_cache_size = VERIFIED_CACHE_SIZE
         #: False while the revocation log cannot be read: revocations made on
         #: other replicas would go unseen, so Verify fails closed.
         self.current = True
@@ -149,7 +150,7 @@ class LiveState:
         # One out for one in, oldest first: evicting in bulk (or sweeping
         # for expired entries) stalled the event loop for milliseconds, which
         # showed in Verify's p99. Old entries are the expired ones anyway.
-        while len(self._verified) >= VERIFIED_CACHE_SIZE:
+        while len(self._verified) >= self.verified_cache_size:
             self._verified.popitem(last=False)
         self._verified[token] = claims
 

@@ -80,7 +80,7 @@ async def test_jwks_has_public_keys_only(stub):
 
 
 async def test_verified_tokens_are_kept_up_to_the_bound(app, stub, store, passwords, clock, monkeypatch):
-    monkeypatch.setattr("authsvc.domain.live.VERIFIED_CACHE_SIZE", 3)
+    monkeypatch.setattr(app.deps.live, "verified_cache_size", 3)
     user = await add_user(store, passwords, clock)
     tokens = [(await login(stub, user, audience=["orders"])).access_token for _ in range(5)]
     for token in tokens:
