@@ -149,7 +149,8 @@ class LiveState:
     def _remember(self, token: str, claims: AccessClaims) -> None:
         # One out for one in, oldest first: evicting in bulk (or sweeping
         # for expired entries) stalled the event loop for milliseconds, which
-        # showed in Verify's p99. Old entries are the expired ones anyway.
+        # showed in Verify's p99. An expired entry that stays is harmless:
+        # the time rules refuse it on every use.
         while len(self._verified) >= self.verified_cache_size:
             self._verified.popitem(last=False)
         self._verified[token] = claims
