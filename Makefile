@@ -30,9 +30,9 @@ lint: install
 proto: install
 	$(BIN)/python scripts/genproto.py
 
-## bench: throughput and latency beside their ceilings (not part of test); libnghttp2-dev and pgbench from Debian if root
+## bench: throughput and latency beside their ceilings (not part of test); libnghttp2-dev from Debian if root
 bench: install
-	@{ [ -e /usr/include/nghttp2/nghttp2.h ] && command -v pgbench >/dev/null 2>&1; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && apt-get install -y -qq libnghttp2-dev postgresql-client >/dev/null; } || echo "libnghttp2-dev missing: bench falls back to the Python load generator"
+	@[ -e /usr/include/nghttp2/nghttp2.h ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && apt-get install -y -qq libnghttp2-dev >/dev/null; } || echo "libnghttp2-dev missing: bench falls back to the Python load generator"
 	$(BIN)/python -m bench
 
 clean:

@@ -209,7 +209,7 @@ def machine() -> list[str]:
 def main() -> int:
     cfg = BenchConfig.from_env()
     if shutil.which("pgbench") is None:
-        print("bench: pgbench is not installed (Debian: postgresql-client)", file=sys.stderr)
+        print("bench: pgbench is not installed (Debian: it comes with the server, postgresql-15)", file=sys.stderr)
         return 2
     started = datetime.now(UTC)
     t0 = time.monotonic()
