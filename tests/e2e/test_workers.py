@@ -47,6 +47,16 @@ def free_ports() -> tuple[int, int]:
     raise AssertionError("no free ports")
 
 
+def workers_env(url: str, data: Path) -> tuple[dict[str, str], int, int]:
+    """`authsvc serve` with WORKERS workers on free ports: (env, gRPC port, first side port)."""
+    port, http = free_ports()
+    env = server_env(
+        url, data, AUTHSVC_WORKERS=str(WORKERS),
+        AUTHSVC_LISTEN=f"127.0.0.1:{port}", AUTHSVC_HTTP_LISTEN=f"127.0.0.1:{http}",
+    )  # fmt: skip
+    return env, port, http
+
+
 def workers_of(supervisor: int) -> set[int]:
     """Pids of the supervisor's worker processes (not its resource tracker)."""
     found = set()
@@ -91,11 +101,7 @@ async def issue(stub: pb_grpc.AuthServiceAsyncStub, client_id: str, secret: str)
 
 async def test_workers_share_the_port_and_agree_on_revocations(replica_db, tmp_path: Path):
     url, client_id, secret = replica_db
-    port, http = free_ports()
-    env = server_env(
-        url, tmp_path, AUTHSVC_WORKERS=str(WORKERS),
-        AUTHSVC_LISTEN=f"127.0.0.1:{port}", AUTHSVC_HTTP_LISTEN=f"127.0.0.1:{http}",
-    )
+    env, port, http = workers_env(url, tmp_path)
     with serving(env, tmp_path / "serve.log") as (proc, addr):
         assert addr == f"127.0.0.1:{port}"
         pids = workers_of(proc.pid)
@@ -147,11 +153,7 @@ async def test_workers_share_the_port_and_agree_on_revocations(replica_db, tmp_p
 
 async def test_a_killed_worker_is_replaced(replica_db, tmp_path: Path):
     url, client_id, secret = replica_db
-    port, http = free_ports()
-    env = server_env(
-        url, tmp_path, AUTHSVC_WORKERS=str(WORKERS),
-        AUTHSVC_LISTEN=f"127.0.0.1:{port}", AUTHSVC_HTTP_LISTEN=f"127.0.0.1:{http}",
-    )
+    env, _, http = workers_env(url, tmp_path)
     with serving(env, tmp_path / "serve.log") as (proc, addr):
         before = workers_of(proc.pid)
         victim = min(before)
@@ -180,8 +182,7 @@ async def test_a_worker_that_cannot_start_again_is_given_up_on(admin_url, replic
     supervisor waits longer each time (1, 2, 4, 8 s) and then exits 1 with
     every worker stopped, so that whatever runs it sees the failure."""
     url, _, _ = replica_db
-    port, _ = free_ports()
-    env = server_env(url, tmp_path, AUTHSVC_WORKERS=str(WORKERS), AUTHSVC_LISTEN=f"127.0.0.1:{port}")
+    env, _, _ = workers_env(url, tmp_path)
     log = tmp_path / "serve.log"
     with serving(env, log) as (proc, _addr):
         pids = workers_of(proc.pid)
