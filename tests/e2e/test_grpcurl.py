@@ -9,7 +9,6 @@ here), and ``test_readme_shows_these_commands`` fails when the two drift apart.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 
 from ..support import create_database, drop_database
-from .procs import BIN, STOP_TIMEOUT, cli, serving
+from .procs import BIN, STOP_TIMEOUT, cli, server_env, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -98,16 +97,8 @@ class Deployment:
 
 
 def _env(database_url: str, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSVC_")}
-    env.update(
-        AUTHSVC_DATABASE_URL=database_url,
-        AUTHSVC_DATA_DIR=str(data_dir),
-        AUTHSVC_KEK=KEK,
-        AUTHSVC_LISTEN="127.0.0.1:0",
-        AUTHSVC_SHUTDOWN_GRACE="2",
-        **WALKTHROUGH_ENV,
-    )
-    return env
+    """The e2e server set-up, with the walk-through's own KEK and settings."""
+    return server_env(database_url, data_dir, AUTHSVC_KEK=KEK, **WALKTHROUGH_ENV)
 
 
 def _authsvc(env: Mapping[str, str], *args: str, stdin: str | None = None) -> str:
