@@ -60,7 +60,8 @@ class Round:
     issue_cc: RunResult
     revoke: RunResult
     local: local.LocalResult
-    argon2: float
+    argon2: float  # authsvc's own hashing (libsodium)
+    argon2_reference: float  # argon2-cffi, the same hash
     cores: int
     issue_pw: RunResult
     pgbench: PgbenchResult
@@ -110,7 +111,8 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
 
     say("argon2id ceiling ...")
     argon, cores = argon2_ceiling.run(t.argon2, cfg.seconds)
-    say(f"  {argon:.1f} hashes/s on {cores} cores")
+    reference, _ = argon2_ceiling.run(t.argon2, cfg.seconds, argon2_ceiling.REFERENCE)
+    say(f"  {argon:.1f} hashes/s on {cores} cores ({reference:.1f} with argon2-cffi)")
     # One account per call in flight: in order, so the calls in flight name different accounts.
     names = list(t.principals.usernames)
     issue_pw = run.prepared(
@@ -130,5 +132,6 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
     )
 
     return Round(
-        empty, verify_distinct, verify_hot, verify_one, issue_cc, revoke, loc, argon, cores, issue_pw, pg, refresh
+        empty, verify_distinct, verify_hot, verify_one, issue_cc, revoke, loc, argon, reference, cores, issue_pw,
+        pg, refresh
     )

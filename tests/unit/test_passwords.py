@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+import argon2
 import pytest
 
 from authsvc.domain.passwords import (
@@ -73,6 +74,42 @@ def test_an_empty_stored_hash_never_matches(fast: Passwords, attempt: str) -> No
 def test_a_corrupt_stored_hash_fails_closed(fast: Passwords, stored: str) -> None:
     assert fast.check(stored, PASSWORD) == (False, False)
     assert fast.check(stored, DUMMY_PASSWORD) == (False, False)
+
+
+def test_hashes_stored_by_argon2_cffi_keep_working(fast: Passwords) -> None:
+    # Earlier versions hashed with argon2-cffi; libsodium reads the same PHC strings.
+    reference = argon2.PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=argon2.Type.ID)
+    stored = reference.hash(PASSWORD)
+    assert fast.check(stored, PASSWORD) == (True, False)
+    assert fast.check(stored, "wrong password") == (False, False)
+    # And the other way: what we store now, argon2-cffi checks.
+    assert reference.verify(fast.hash(PASSWORD), PASSWORD)
+
+
+def test_more_than_one_lane_hashes_with_argon2_cffi() -> None:
+    # libsodium hashes with one lane only; it still checks hashes with more.
+    lanes = Passwords(Argon2Params(time_cost=1, memory_kib=64, parallelism=2), workers=1)
+    try:
+        stored = lanes.hash(PASSWORD)
+        assert "m=64,t=1,p=2" in stored
+        assert lanes.check(stored, PASSWORD) == (True, False)
+        assert lanes.check(stored, "wrong password") == (False, False)
+    finally:
+        lanes.close()
+
+
+@pytest.mark.parametrize("kind", [argon2.Type.I, argon2.Type.D])
+def test_other_argon2_variants_are_checked_and_upgraded(fast: Passwords, kind: argon2.Type) -> None:
+    # We store argon2id only; an imported argon2i/argon2d hash still works,
+    # once, and asks to be replaced by an argon2id one.
+    stored = argon2.PasswordHasher(time_cost=1, memory_cost=64, parallelism=1, type=kind).hash(PASSWORD)
+    assert fast.check(stored, PASSWORD) == (True, True)
+    assert fast.check(stored, "wrong password") == (False, False)
+
+
+def test_a_password_that_is_not_unicode_never_matches(fast: Passwords) -> None:
+    assert fast.check(fast.hash(PASSWORD), PASSWORD + "\udcff") == (False, False)
+    assert fast.check(fast.hash(PASSWORD).replace("$argon2id", "$argon2id\u00e9"), PASSWORD) == (False, False)
 
 
 def test_unicode_passwords(fast: Passwords) -> None:
