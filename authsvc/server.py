@@ -81,6 +81,7 @@ class App:
         self.port = 0
         self.deps: Deps | None = None
         self._server: grpc.aio.Server | None = None
+        self.servicer: AuthServicer | None = None
         self._store: PostgresStore | None = None
         self._passwords: Passwords | None = None
         self._listener: Listener | None = None
@@ -110,7 +111,8 @@ class App:
         self._server = server = grpc.aio.server(
             options=server_options(limit, shared_port=self.worker is not None)
         )
-        add_to_server(AuthServicer(self.deps, self.metrics), server)
+        self.servicer = AuthServicer(self.deps, self.metrics)
+        add_to_server(self.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

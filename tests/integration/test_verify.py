@@ -89,3 +89,27 @@ async def test_verified_tokens_are_kept_up_to_the_bound(app, stub, store, passwo
     assert list(kept) == tokens[2:]  # one out for one in
     assert (await verify(stub, tokens[0])).active  # checked again, and kept again
     assert list(kept) == [*tokens[3:], tokens[0]]
+
+
+async def test_a_request_seen_before_meets_every_rule_again(app, stub, store, passwords, clock):
+    """Verify keeps the requests it parsed, by their bytes; the rules of the
+    moment run on every call all the same."""
+    user = await add_user(store, passwords, clock)
+    revoked = (await login(stub, user, audience=["orders"])).access_token
+    expiring = (await login(stub, user, audience=["orders"])).access_token
+    for _ in range(2):
+        assert (await verify(stub, revoked)).active
+        assert (await verify(stub, expiring)).active
+    request = pb.VerifyRequest(token=revoked, audience="orders").SerializeToString()
+    assert request in app.servicer._verify_requests  # the repeats above were look-ups
+    await stub.Revoke(pb.RevokeRequest(token=revoked))
+    assert (await verify(stub, revoked)).reason == R.INACTIVE_REASON_REVOKED
+    clock.advance(300 + 31)  # past exp plus the 30 s leeway
+    assert (await verify(stub, expiring)).reason == R.INACTIVE_REASON_EXPIRED
+
+
+async def test_large_requests_are_answered_but_not_kept(app, stub, token):
+    padded = token + "x" * 5000  # no longer a token, and a request over 4 KiB
+    assert (await verify(stub, padded)).reason == R.INACTIVE_REASON_MALFORMED
+    assert (await verify(stub, padded)).reason == R.INACTIVE_REASON_MALFORMED
+    assert all(len(request) <= 4096 for request in app.servicer._verify_requests)
