@@ -25,8 +25,9 @@ from .status import abort_internal, abort_with, status_of
 
 log = logging.getLogger(__name__)
 
-#: Verify requests kept parsed, each with its answer serialized (about 2 KB an
-#: entry for a usual token; at most about 10 KB).
+#: Verify requests kept parsed, each with its answer serialized: only requests
+#: whose token verified, of at most 4 KiB (about 2 KB an entry for a usual
+#: token, at most about 10 KB).
 VERIFY_REQUEST_CACHE_SIZE = 4096
 VERIFY_REQUEST_CACHE_MAX_BYTES = 4096
 REQUIREMENTS_CACHE_SIZE = 256
@@ -91,6 +92,30 @@ class _SeenRequest:
         self.answer: bytes | None = None  # the serialized VerifyResponse, when the token was active
 
 
+def _read_verify_request(
+    data: bytes, checked: dict[tuple[str, tuple[str, ...], str, int], Requirements]
+) -> _SeenRequest:
+    """Parse and check a Verify request; ``checked`` keeps requirements
+    already checked (callers ask for the same few over and over)."""
+    try:
+        request = pb.VerifyRequest.FromString(data)
+    except DecodeError:
+        raise InvalidArgument("malformed request") from None
+    token = request.token
+    if not token:
+        raise InvalidArgument("token is required")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidArgument("token is too long")
+    asked = (request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds)
+    requirements = checked.get(asked)
+    if requirements is None:  # checked once per distinct set of requirements
+        requirements = _requirements(*asked)
+        if len(checked) >= REQUIREMENTS_CACHE_SIZE:
+            checked.clear()
+        checked[asked] = requirements
+    return _SeenRequest(token, requirements)
+
+
 class AuthServicer(pb_grpc.AuthServiceServicer):
     def __init__(self, deps: Deps, metrics: Metrics | None = None) -> None:
         self._deps = deps
@@ -132,50 +157,27 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         # requirements over and over, so what its request parses to is kept
         # under the request's bytes: a repeat skips the protobuf parse and the
         # requirement checks. Identical bytes can only parse the same way.
-        seen = self._verify_requests.get(request)
+        seen = self._verify_requests.get(request) if len(request) <= VERIFY_REQUEST_CACHE_MAX_BYTES else None
         if seen is None:
-            seen = self._read_verify_request(request)
-        token = seen.token
+            seen = _read_verify_request(request, self._requirements)
         try:
             # Synchronous on purpose: moving the signature check to a thread
             # measured slower (2.3k/s against 3.4k/s): GIL hand-offs cost more
             # than the check, which takes about 60 us.
-            claims = self._deps.live.verify(token, seen.requirements)
+            claims = self._deps.live.verify(seen.token, seen.requirements)
         except TokenRejected as rejected:
             return convert.inactive(rejected.reason).SerializeToString()
         answer = seen.answer
-        if answer is None:
-            # Every rule ran above, for this caller and this moment. What is
-            # left, the answer, depends on the token's claims alone: made once.
+        if answer is None:  # a request not kept: its token has just passed every rule for the first time
+            # What is left, the answer, depends on the token's claims alone: made once.
             answer = seen.answer = pb.VerifyResponse(active=True, claims=convert.claims(claims)).SerializeToString()
+            if len(request) <= VERIFY_REQUEST_CACHE_MAX_BYTES:
+                # Only tokens that verified are kept: junk cannot take the room.
+                # Bounded: the oldest goes for a new one (one out, one in: no stalls).
+                if len(self._verify_requests) >= VERIFY_REQUEST_CACHE_SIZE:
+                    self._verify_requests.popitem(last=False)
+                self._verify_requests[request] = seen
         return answer
-
-    def _read_verify_request(self, data: bytes) -> _SeenRequest:
-        """Parse and check a Verify request not seen lately, and remember it."""
-        try:
-            request = pb.VerifyRequest.FromString(data)
-        except DecodeError:
-            raise InvalidArgument("malformed request") from None
-        token = request.token
-        if not token:
-            raise InvalidArgument("token is required")
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise InvalidArgument("token is too long")
-        asked = (request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds)
-        requirements = self._requirements.get(asked)
-        if requirements is None:  # checked once per distinct set of requirements
-            requirements = _requirements(*asked)
-            if len(self._requirements) >= REQUIREMENTS_CACHE_SIZE:
-                self._requirements.clear()
-            self._requirements[asked] = requirements
-        seen = _SeenRequest(token, requirements)
-        if len(data) > VERIFY_REQUEST_CACHE_MAX_BYTES:
-            return seen  # not kept: 4,096 requests of 64 KiB each would be a lot of memory
-        # Bounded: the oldest goes for a new one (one out, one in: no stalls).
-        if len(self._verify_requests) >= VERIFY_REQUEST_CACHE_SIZE:
-            self._verify_requests.popitem(last=False)
-        self._verify_requests[data] = seen
-        return seen
 
     @rpc
     async def Refresh(self, request: pb.RefreshRequest, context: Context) -> pb.RefreshResponse:

@@ -108,6 +108,15 @@ async def test_a_request_seen_before_meets_every_rule_again(app, stub, store, pa
     assert (await verify(stub, expiring)).reason == R.INACTIVE_REASON_EXPIRED
 
 
+async def test_requests_whose_token_fails_are_not_kept(app, stub, token):
+    head, body, _ = token.split(".")
+    for forged in ("not a token", f"{head}.{body}.{'A' * 86}"):
+        for _ in range(2):
+            assert not (await verify(stub, forged)).active
+        request = pb.VerifyRequest(token=forged, audience="orders").SerializeToString()
+        assert request not in app.servicer._verify_requests  # junk cannot take the room
+
+
 async def test_large_requests_are_answered_but_not_kept(app, stub, token):
     padded = token + "x" * 5000  # no longer a token, and a request over 4 KiB
     assert (await verify(stub, padded)).reason == R.INACTIVE_REASON_MALFORMED

@@ -86,8 +86,21 @@ def test_hashes_stored_by_argon2_cffi_keep_working(fast: Passwords) -> None:
     assert reference.verify(fast.hash(PASSWORD), PASSWORD)
 
 
+@pytest.mark.parametrize(("hash_len", "salt_len"), [(64, 16), (32, 48)])
+def test_long_argon2id_hashes_keep_working(fast: Passwords, hash_len: int, salt_len: int) -> None:
+    # libsodium reads at most 127 characters; longer ones (imported, or from
+    # another set-up) go to argon2-cffi, and ask to be replaced by ours.
+    long = argon2.PasswordHasher(
+        time_cost=1, memory_cost=64, parallelism=1, hash_len=hash_len, salt_len=salt_len, type=argon2.Type.ID
+    )
+    stored = long.hash(PASSWORD)
+    assert len(stored) > 127
+    assert fast.check(stored, PASSWORD) == (True, True)
+    assert fast.check(stored, "wrong password") == (False, False)
+
+
 def test_more_than_one_lane_hashes_with_argon2_cffi() -> None:
-    # libsodium hashes with one lane only; it still checks hashes with more.
+    # libsodium handles one lane only; argon2-cffi hashes and checks the rest.
     lanes = Passwords(Argon2Params(time_cost=1, memory_kib=64, parallelism=2), workers=1)
     try:
         stored = lanes.hash(PASSWORD)
