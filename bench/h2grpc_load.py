@@ -62,12 +62,14 @@ def run(
     workdir: Path,
     server_cpu: Callable[[], float],
     on_window: Callable[[], None] = lambda: None,
+    prefix: Sequence[str] = (),
 ) -> RunResult:
-    """One run: ``requests`` in order (again from the start only with ``cycle``)."""
+    """One run: ``requests`` in order (again from the start only with ``cycle``).
+    ``prefix`` goes before the command (``taskset -c 1``, say)."""
     file = workdir / "requests.bin"
     file.write_bytes(b"".join(frame(r) for r in requests))
     argv = [
-        str(exe), "--host", "127.0.0.1", "--port", str(port), "--path", path, "--requests", str(file),
+        *prefix, str(exe), "--host", "127.0.0.1", "--port", str(port), "--path", path, "--requests", str(file),
         "--connections", str(connections), "--in-flight", str(concurrency),
         "--warmup", str(warmup), "--duration", str(seconds),
     ]  # fmt: skip
