@@ -27,7 +27,6 @@ import secrets
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from .measure import RunResult
 from .rounds import EMPTY, VERIFY
 from .runner import say
 from .scenarios import ACTIVE, mint, user_grant, verify_request
-from .servers import ServerProcess, authsvc_env, start_empty
+from .servers import ServerProcess, authsvc_env, start_authsvc, start_empty
 from .settings import BenchConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,12 +60,10 @@ def _pin(server: ServerProcess) -> None:
 
 
 def _start(rev: str, source: Path, url: str, kek: str, workdir: Path) -> ServerProcess:
-    env = authsvc_env(url, kek, workers=1)
     # The revision's own server and client package, ahead of the installed ones.
-    env["PYTHONPATH"] = os.pathsep.join([str(source), str(source / "clients" / "python")])
-    exe = Path(sys.executable).with_name("authsvc")
-    name = "".join(c if c.isalnum() else "_" for c in rev)
-    server = ServerProcess(f"ab-{name}", [str(exe), "serve"], env, workdir)
+    path = os.pathsep.join([str(source), str(source / "clients" / "python")])
+    name = "ab-" + "".join(c if c.isalnum() else "_" for c in rev)
+    server = start_authsvc(url, kek, workdir, name=name, env={"PYTHONPATH": path})
     _pin(server)
     return server
 

@@ -96,7 +96,7 @@ async def run(
         await asyncio.sleep(SETTLE_SECONDS)
         grown = server.rss_bytes()
         say(f"  {count:,} revocations arrived in {arrival:.1f} s; a second server starts on them ...")
-        restarted = start_authsvc(url, kek, workdir)
+        restarted = start_authsvc(url, kek, workdir, name="authsvc-restarted")
         try:
             restart_rest = await _served_once(restarted, signer)
         finally:

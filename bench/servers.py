@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -137,9 +138,13 @@ def authsvc_env(database_url: str, kek: str, workers: int = 1) -> dict[str, str]
     return env
 
 
-def start_authsvc(database_url: str, kek: str, log_dir: Path, workers: int = 1) -> ServerProcess:
+def start_authsvc(
+    database_url: str, kek: str, log_dir: Path, workers: int = 1, *, name: str = "", env: Mapping[str, str] = {}
+) -> ServerProcess:
+    """``name`` names its log (``<name>.log``); ``env`` is added to authsvc_env's."""
     exe = Path(sys.executable).with_name("authsvc")
-    return ServerProcess(f"authsvc-{workers}w", [str(exe), "serve"], authsvc_env(database_url, kek, workers), log_dir)
+    full_env = {**authsvc_env(database_url, kek, workers), **env}
+    return ServerProcess(name or f"authsvc-{workers}w", [str(exe), "serve"], full_env, log_dir)
 
 
 def start_empty(log_dir: Path, workers: int = 1) -> ServerProcess:
