@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from authsvc_client._jose import sign, verify
 from authsvc_client._keys import VerificationKey
@@ -79,3 +79,21 @@ def test_non_canonical_s_is_refused_by_both(ed_key) -> None:
     assert s < 2**256
     malleated = signature[:32] + s.to_bytes(32, "little")
     assert both(key, message, malleated) == (False, False)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256"])
+def test_rsa_signatures_must_be_as_long_as_the_modulus(alg: str) -> None:
+    # One signature in 256 starts with a zero byte; without it the number is
+    # the same, and OpenSSL's PSS check took it (a second spelling of one token).
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = VerificationKey("r", alg, private.public_key())
+    for i in range(10_000):
+        message = b"header.payload-%d" % i
+        signature = sign(alg, private, message)
+        if signature[0] == 0:
+            break
+    else:
+        pytest.fail("no signature with a leading zero byte in 10,000")
+    assert key.check(message, signature)
+    assert not key.check(message, signature[1:])
+    assert not key.check(message, b"\0" + signature)

@@ -129,11 +129,14 @@ def verify(alg: str, key: PublicKey, signing_input: bytes, signature: bytes) -> 
                 return False
             key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256()))
             return True
-        if alg == "RS256" and isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
-            return True
-        if alg == "PS256" and isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, signing_input, _pss(), hashes.SHA256())
+        if alg in ("RS256", "PS256") and isinstance(key, rsa.RSAPublicKey):
+            # RFC 8017 8.1.2 and 8.2.2, step 1: exactly as long as the modulus.
+            # OpenSSL's PSS check takes a signature whose leading zero byte was
+            # dropped: one token would then have two spellings.
+            if len(signature) != (key.key_size + 7) // 8:
+                return False
+            scheme = padding.PKCS1v15() if alg == "RS256" else _pss()
+            key.verify(signature, signing_input, scheme, hashes.SHA256())
             return True
     except (InvalidSignature, ValueError):
         return False
