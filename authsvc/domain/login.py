@@ -43,14 +43,21 @@ async def issue_with_password(
     if user is None or not ok or user.disabled:
         await deps.store.audit("login_failed", now, subject=user.id if user else "", peer=call.peer)
         raise InvalidCredentials()
-    # The peer's attempt is not given back: else one valid account of the
-    # attacker's, logged into between guesses, would keep the peer counter flat.
-    await deps.store.release_throttles(reset=[account])
+    # The right password clears the account's counter; the peer's attempt is
+    # not given back: else one valid account of the attacker's, logged into
+    # between guesses, would keep the peer counter flat. On the common path the
+    # clearing rides in the statement that opens the session (one round trip
+    # fewer); every other way out clears it on its own.
     if rehash:
         await deps.store.set_password_hash(user.id, await deps.passwords.hash_async(password))
-    granted_aud = _user_grant(deps, user, audiences)
-    granted_scopes = narrow(scopes, user.scopes, "scope")
+    try:
+        granted_aud = _user_grant(deps, user, audiences)
+        granted_scopes = narrow(scopes, user.scopes, "scope")
+    except PermissionDenied:
+        await deps.store.release_throttles(reset=[account])
+        raise
     if user.mfa_enrolled:
+        await deps.store.release_throttles(reset=[account])
         challenge_id = credentials.new_challenge_id()
         expires_at = now + deps.policy.mfa_challenge_ttl
         challenge = Challenge(
@@ -69,7 +76,7 @@ async def issue_with_password(
         deps, user_id=user.id, audiences=granted_aud, scopes=granted_scopes,
         amr=AMR_PASSWORD, auth_time=now, call=call,
     )  # fmt: skip
-    if not await deps.store.create_session(session, record, audit="login_ok"):
+    if not await deps.store.create_session(session, record, audit="login_ok", reset_throttles=[account]):
         raise InvalidCredentials()  # every session of the user was revoked while this login ran
     return session_pair(deps, session, refresh, granted_scopes)
 

@@ -28,12 +28,16 @@ class GuardMixin(Base):
         deadlock), let the domain decide, write what it changed."""
         ordered = sorted(set(keys))
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO throttle (key, window_start) SELECT k, $2 FROM unnest($1::text[]) AS k"
-                " ON CONFLICT (key) DO NOTHING",
+            # One statement creates the missing counters and locks them all
+            # (an upsert that changes nothing still takes the row lock), and
+            # gives them back: a round trip fewer for every login than an
+            # insert followed by SELECT ... FOR UPDATE, while the peer's shared
+            # counter is held.
+            rows = await conn.fetch(
+                "INSERT INTO throttle (key, window_start) SELECT k, $2 FROM unnest($1::text[]) AS k ORDER BY k"
+                " ON CONFLICT (key) DO UPDATE SET failures = throttle.failures RETURNING *",
                 ordered, cv.ts(now),
             )  # fmt: skip
-            rows = await conn.fetch("SELECT * FROM throttle WHERE key = ANY($1) ORDER BY key FOR UPDATE", ordered)
             writes, result = decide({row["key"]: cv.throttle(row) for row in rows})
             if writes:
                 await conn.execute(

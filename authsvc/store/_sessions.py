@@ -21,10 +21,14 @@ class SessionsMixin(Base):
     # sessions and refresh tokens ------------------------------------------
 
     @translated
-    async def create_session(self, session: Session, token: RefreshTokenRecord, audit: str = "") -> bool:
-        """The session, its first refresh token and (``audit``) the login's
-        audit event: one statement, so one round trip and atomic. False when
-        the user's sessions were revoked after this login proved itself."""
+    async def create_session(
+        self, session: Session, token: RefreshTokenRecord, audit: str = "", reset_throttles: Sequence[str] = ()
+    ) -> bool:
+        """The session, its first refresh token, (``audit``) the login's audit
+        event and (``reset_throttles``) the counters its success clears: one
+        statement, so one round trip and atomic. False when the user's sessions
+        were revoked after this login proved itself (the counters are cleared
+        all the same: the credential was right)."""
         status = await self._pool.execute(
             """
             WITH owner AS ("""  # noqa: S608 - constant fragments, no input
@@ -37,6 +41,8 @@ class SessionsMixin(Base):
             ), audited AS (
                 INSERT INTO audit_log (at, event, subject, session_id, peer)
                 SELECT $9, $19, $3, id, $11 FROM opened WHERE $19 <> ''
+            ), cleared AS (
+                UPDATE throttle SET failures = 0, lockouts = 0, locked_until = NULL WHERE key = ANY($20::text[])
             )
             INSERT INTO refresh_tokens (id, session_id, secret_hash, scopes, created_at, expires_at)
             SELECT $14, id, $15, $16, $17, $18 FROM opened
@@ -46,7 +52,7 @@ class SessionsMixin(Base):
             cv.ts(session.auth_time), cv.ts(session.created_at), cv.ts(session.expires_at),
             session.peer, session.user_agent, session.cert_thumbprint,
             token.id, token.secret_hash, list(token.scopes), cv.ts(token.created_at), cv.ts(token.expires_at),
-            audit,
+            audit, list(reset_throttles),
         )  # fmt: skip
         return bool(status.endswith(" 1"))
 

@@ -17,6 +17,7 @@ from authsvc_client import pb
 
 from ..support import FakeClock
 from .helpers import add_user, bearer, login, self_login
+from .test_mfa import enrol
 
 R = pb.InactiveReason
 
@@ -185,6 +186,39 @@ async def test_lockouts_grow(stub, store, passwords, clock):
         clock.advance(waits[-1] / 1000 + 1)
     assert waits[0] < waits[1] < waits[2]
     assert (await login(stub, user)).access_token
+
+
+async def right_password(stub, user, way: str) -> grpc.StatusCode:
+    credential = pb.PasswordCredential(username=user.name, password=user.password)
+    audience = ["not-granted"] if way == "audience refused" else []
+    try:
+        response = await stub.Issue(pb.IssueRequest(password=credential, audience=audience))
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK if response.WhichOneof("result") == "tokens" else grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    ("way", "answer"),
+    [
+        ("tokens", grpc.StatusCode.OK),
+        ("audience refused", grpc.StatusCode.PERMISSION_DENIED),
+        ("mfa challenge", grpc.StatusCode.UNAUTHENTICATED),  # a challenge, not tokens
+    ],
+)
+async def test_the_right_password_clears_the_account_counter_whatever_follows(
+    way, answer, stub, store, passwords, clock
+):
+    user = await add_user(store, passwords, clock)
+    if way == "mfa challenge":
+        await enrol(stub, user, clock)
+    codes = [await wrong_login(stub, user.name) for _ in range(4)]
+    assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 4  # one attempt left of 5
+    assert await right_password(stub, user, way) == answer
+    # A fresh start: five more wrong guesses are checked, the sixth is refused.
+    codes = [await wrong_login(stub, user.name) for _ in range(6)]
+    assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 5 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+    clock.advance(3600)
 
 
 # sessions --------------------------------------------------------------------
