@@ -22,7 +22,7 @@ from . import memory
 from .database import create_database, drop_database, load_signer, populate
 from .measure import RunResult, machine_busy_seconds
 from .probes import Probe
-from .report import Row, against, details, latency, markdown, mb
+from .report import Row, against, details, latency, login_split, markdown, mb
 from .rounds import HOT_SET, REVOKE, Round, Target, one_round
 from .runner import Runner, say
 from .scenarios import REVOKED_ONE, client_grant, mint, revoke_request
@@ -182,6 +182,7 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
         f"argon2id per round: {spread([r.argon2 for r in rounds])} hashes/s as authsvc hashes ({hashed_by}), "
         f"{spread([r.argon2_reference for r in rounds])} with argon2-cffi; time_cost={settings.argon2.time_cost}, "
         f"memory={settings.argon2.memory_kib} KiB, parallelism={settings.argon2.parallelism}; one process per core.",
+        login_split([r.issue_pw for r in rounds], argon, cores),
         "pgbench per round: "
         + "; ".join(
             f"{r.pgbench.tps:,.0f} tps, {r.pgbench.latency_ms:.2f} ms average, {r.pgbench.failed} failed, "

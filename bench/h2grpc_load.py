@@ -61,6 +61,7 @@ def run(
     seconds: float,
     workdir: Path,
     server_cpu: Callable[[], float],
+    loop_cpu: Callable[[], float] | None = None,
     on_window: Callable[[], None] = lambda: None,
     prefix: Sequence[str] = (),
 ) -> RunResult:
@@ -77,7 +78,7 @@ def run(
         argv.append("--cycle")
     if expect:
         argv += ["--expect-prefix", expect.hex()]
-    meter = CpuMeter(server_cpu)
+    meter = CpuMeter(server_cpu, loop_cpu)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # The window opens after the warm-up: meter the server over it alone.
@@ -104,6 +105,7 @@ def run(
         p99_ms=float(report["p99_ms"]),
         errors=errors,
         server_cpu=cpu,
+        loop_cpu=meter.loop,
         machine_cpu=meter.machine,
         postgres_cpu=meter.postgres,
         load_cpu=(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / (warmup + seconds),

@@ -20,6 +20,7 @@ class RunResult:
     p99_ms: float | None = None
     errors: dict[str, int] = field(default_factory=dict)
     server_cpu: float | None = None  # cores busy in the server process (1.0 = one core)
+    loop_cpu: float | None = None  # of which in its workers' event-loop threads (the rest: thread pools, grpc)
     load_cpu: float | None = None  # cores busy in the load generator
     machine_cpu: float | None = None  # cores busy machine-wide (anything else running shows here)
     postgres_cpu: float | None = None  # cores busy in PostgreSQL (every database on it)
@@ -67,23 +68,28 @@ def postgres_seconds() -> dict[int, float]:
 
 
 class CpuMeter:
-    """Cores a process, PostgreSQL and the whole machine keep busy between
-    start() and stop()."""
+    """Cores a process (and, given ``loop_seconds``, its event-loop threads),
+    PostgreSQL and the whole machine keep busy between start() and stop()."""
 
-    def __init__(self, cpu_seconds: Callable[[], float]) -> None:
+    def __init__(self, cpu_seconds: Callable[[], float], loop_seconds: Callable[[], float] | None = None) -> None:
         self._read = cpu_seconds
-        self._t0 = self._c0 = self._m0 = 0.0
+        self._read_loop = loop_seconds
+        self._t0 = self._c0 = self._m0 = self._l0 = 0.0
         self._pg0: dict[int, float] = {}
         self.machine = self.postgres = 0.0
+        self.loop: float | None = None
 
     def start(self) -> None:
         self._pg0 = postgres_seconds()
+        self._l0 = self._read_loop() if self._read_loop else 0.0
         self._t0, self._c0, self._m0 = time.monotonic(), self._read(), machine_busy_seconds()
 
     def stop(self) -> float:
         elapsed = max(time.monotonic() - self._t0, 1e-9)
         self.machine = (machine_busy_seconds() - self._m0) / elapsed
         server = (self._read() - self._c0) / elapsed
+        if self._read_loop:
+            self.loop = (self._read_loop() - self._l0) / elapsed
         pg = postgres_seconds()
         # Backends that started in the window count from zero.
         self.postgres = sum(v - self._pg0.get(pid, 0.0) for pid, v in pg.items()) / elapsed

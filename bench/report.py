@@ -73,16 +73,47 @@ def markdown(rows: Sequence[Row]) -> str:
 
 def details(runs: Sequence[RunResult]) -> str:
     out = [
-        "| run | load generator | calls | rate | p50 | p99 | errors | CPU: server | Postgres | load | machine |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| run | load generator | calls | rate | p50 | p99 | errors | CPU: server | of it, event loops"
+        " | Postgres | load | machine |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "0"
         cpu = " | ".join(
-            "-" if v is None else f"{v:.2f}" for v in (r.server_cpu, r.postgres_cpu, r.load_cpu, r.machine_cpu)
+            "-" if v is None else f"{v:.2f}"
+            for v in (r.server_cpu, r.loop_cpu, r.postgres_cpu, r.load_cpu, r.machine_cpu)
         )
         out.append(
             f"| {r.name} | {r.tool} | {r.calls:,} | {rate(r.rate)} | {ms(r.p50_ms)} | {ms(r.p99_ms)} | {errors}"
             f" | {cpu} |"
         )
     return "\n".join(out)
+
+
+def login_split(runs: Sequence[RunResult], hashes_per_second: float, cores: int) -> str:
+    """Where a password login's CPU goes, against one hash of the ceiling:
+    what bounds the password ratio on shared cores, whatever the hashing."""
+    usable = [r for r in runs if r.rate and None not in (r.server_cpu, r.loop_cpu, r.postgres_cpu, r.machine_cpu)]
+    if not usable or not hashes_per_second:
+        return "Issue, password, CPU per login: not measured."
+
+    def per_login(pick: Callable[[RunResult], float]) -> float:
+        return sum(1000 * pick(r) / r.rate for r in usable) / len(usable)
+
+    machine = per_login(lambda r: r.machine_cpu or 0.0)
+    server = per_login(lambda r: r.server_cpu or 0.0)
+    loop = per_login(lambda r: r.loop_cpu or 0.0)
+    pg = per_login(lambda r: r.postgres_cpu or 0.0)
+    load = per_login(lambda r: r.load_cpu or 0.0)
+    hashing = server - loop  # the argon2 pool (and grpc's own threads, a few hundredths)
+    ceiling_hash = 1000 * cores / hashes_per_second
+    rest = machine - hashing
+    bound = ceiling_hash / (ceiling_hash + rest)
+    return (
+        f"Issue, password, CPU per login (mean of the rounds): the server's hashing threads {hashing:.1f} ms "
+        f"(the ceiling takes {ceiling_hash:.1f} ms of CPU a hash), its event loops {loop:.1f} ms, PostgreSQL "
+        f"{pg:.1f} ms, the load generator {load:.2f} ms, anything else {max(machine - server - pg - load, 0):.1f} "
+        f"ms. All but the hashing takes {rest:.1f} ms a login on the same cores, so even hashing at the "
+        f"ceiling's speed they allow at most {bound:.2f}x of the ceiling; 0.9x needs that under "
+        f"{ceiling_hash / 9:.1f} ms."
+    )

@@ -134,6 +134,7 @@ def run(
     warmup: float,
     seconds: float,
     server_cpu: Callable[[], float],
+    loop_cpu: Callable[[], float] | None = None,
     on_window: Callable[[], None] = lambda: None,
 ) -> RunResult:
     """One process per scenario, ``concurrency`` calls in flight in all;
@@ -160,7 +161,7 @@ def run(
         window = _Window(time.monotonic() + 0.5, warmup, seconds)
         for _ in workers:
             start.put(window)
-        meter = CpuMeter(server_cpu)
+        meter = CpuMeter(server_cpu, loop_cpu)
         time.sleep(max(0.0, window.start + warmup - time.monotonic()))
         meter.start()
         on_window()
@@ -196,6 +197,7 @@ def run(
         p99_ms=None if not ordered else 1000 * (percentile(ordered, 0.99) or 0.0),
         errors=dict(errors),
         server_cpu=cpu,
+        loop_cpu=meter.loop,
         machine_cpu=meter.machine,
         postgres_cpu=meter.postgres,
         load_cpu=sum(p["cpu"] for p in parts) / seconds,

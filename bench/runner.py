@@ -53,7 +53,8 @@ class Runner:
                 run = h2grpc_load.run(
                     self.h2grpc, name, server.port, method, bodies, cycle=cycle, expect=expect,
                     connections=cfg.connections, concurrency=cfg.concurrency, warmup=cfg.warmup,
-                    seconds=cfg.seconds, workdir=self.workdir, server_cpu=server.cpu_seconds, on_window=on_window,
+                    seconds=cfg.seconds, workdir=self.workdir, server_cpu=server.cpu_seconds,
+                    loop_cpu=server.loop_cpu_seconds, on_window=on_window,
                 )  # fmt: skip
             else:
                 shares = [bodies[i :: cfg.load_procs] or bodies for i in range(cfg.load_procs)]
@@ -72,7 +73,8 @@ class Runner:
         cfg = self.cfg
         return rpcload.run(
             name, server.port, method, scenarios, concurrency=cfg.concurrency, connections=cfg.connections,
-            warmup=cfg.warmup, seconds=cfg.seconds, server_cpu=server.cpu_seconds, on_window=on_window,
+            warmup=cfg.warmup, seconds=cfg.seconds, server_cpu=server.cpu_seconds,
+            loop_cpu=server.loop_cpu_seconds, on_window=on_window,
         )  # fmt: skip
 
     def _done(self, run: RunResult) -> None:

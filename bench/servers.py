@@ -66,6 +66,12 @@ class ServerProcess:
         its workers (the processes it started)."""
         return sum(_cpu(pid) for pid in (self.pid, *_children(self.pid)))
 
+    def loop_cpu_seconds(self) -> float:
+        """User plus system time so far of the main thread of each worker (of
+        the process itself without workers): the thread running the event loop."""
+        workers = _children(self.pid) or [self.pid]
+        return sum(_cpu(pid, thread=pid) for pid in workers)
+
     def rss_bytes(self) -> int:
         """Resident memory of the process, or with workers, of the largest
         worker (the figure is per replica)."""
@@ -83,13 +89,15 @@ class ServerProcess:
         self._log.close()
 
 
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+def _stat(pid: int, thread: int | None = None) -> list[str]:
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    return Path(path).read_text().rpartition(")")[2].split()
 
 
-def _cpu(pid: int) -> float:
+def _cpu(pid: int, thread: int | None = None) -> float:
+    """Of the whole process, or of one of its threads."""
     try:
-        fields = _stat(pid)
+        fields = _stat(pid, thread)
     except OSError:  # gone since it was listed
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICK
