@@ -21,6 +21,7 @@ class RunResult:
     errors: dict[str, int] = field(default_factory=dict)
     server_cpu: float | None = None  # cores busy in the server process (1.0 = one core)
     loop_cpu: float | None = None  # of which in its workers' event-loop threads (the rest: thread pools, grpc)
+    connections: tuple[int, ...] = ()  # connections each worker held when the window opened, largest first
     load_cpu: float | None = None  # cores busy in the load generator
     machine_cpu: float | None = None  # cores busy machine-wide (anything else running shows here)
     postgres_cpu: float | None = None  # cores busy in PostgreSQL (every database on it)

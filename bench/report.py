@@ -73,9 +73,9 @@ def markdown(rows: Sequence[Row]) -> str:
 
 def details(runs: Sequence[RunResult]) -> str:
     out = [
-        "| run | load generator | calls | rate | p50 | p99 | errors | CPU: server | of it, event loops"
-        " | Postgres | load | machine |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| run | load generator | connections per worker | calls | rate | p50 | p99 | errors | CPU: server"
+        " | of it, event loops | Postgres | load | machine |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(r.errors.items())) or "0"
@@ -83,9 +83,10 @@ def details(runs: Sequence[RunResult]) -> str:
             "-" if v is None else f"{v:.2f}"
             for v in (r.server_cpu, r.loop_cpu, r.postgres_cpu, r.load_cpu, r.machine_cpu)
         )
+        split = "/".join(str(n) for n in r.connections) or "-"
         out.append(
-            f"| {r.name} | {r.tool} | {r.calls:,} | {rate(r.rate)} | {ms(r.p50_ms)} | {ms(r.p99_ms)} | {errors}"
-            f" | {cpu} |"
+            f"| {r.name} | {r.tool} | {split} | {r.calls:,} | {rate(r.rate)} | {ms(r.p50_ms)} | {ms(r.p99_ms)}"
+            f" | {errors} | {cpu} |"
         )
     return "\n".join(out)
 

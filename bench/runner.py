@@ -35,10 +35,16 @@ class Runner:
     def prepared_tool(self) -> str:
         return "h2grpc" if self.h2grpc else "Python load"
 
-    def _sampler(self, name: str, server: ServerProcess) -> Callable[[], None]:
-        """What starts py-spy on the server when a measured window opens."""
+    def _on_window(self, name: str, server: ServerProcess, split: list[int]) -> Callable[[], None]:
+        """What runs when a measured window opens: note how the connections
+        fell on the workers, and start py-spy on the server (BENCH_PROFILE)."""
         label = "".join(c if c.isalnum() else "_" for c in name)
-        return lambda: self.sampler.start(label, server.sampled_pid, self.cfg.seconds)
+
+        def opened() -> None:
+            split[:] = server.connections_per_worker()
+            self.sampler.start(label, server.sampled_pid, self.cfg.seconds)
+
+        return opened
 
     def prepared(
         self, name: str, server: ServerProcess, method: str, bodies: list[bytes], *, expect: bytes, cycle: bool
@@ -47,7 +53,8 @@ class Runner:
         with ``cycle``, else each once): h2grpc where it could be built."""
         cfg = self.cfg
         say(f"{name} ...")
-        on_window = self._sampler(f"{name} {self.prepared_tool}", server)
+        split: list[int] = []
+        on_window = self._on_window(f"{name} {self.prepared_tool}", server, split)
         try:
             if self.h2grpc:
                 run = h2grpc_load.run(
@@ -64,6 +71,7 @@ class Runner:
                 run = self._python(name, server, method, scenarios, on_window)
         finally:
             self.sampler.stop()
+        run.connections = tuple(split)
         self._done(run)
         return run
 

@@ -72,6 +72,19 @@ class ServerProcess:
         workers = _children(self.pid) or [self.pid]
         return sum(_cpu(pid, thread=pid) for pid in workers)
 
+    def connections_per_worker(self) -> list[int]:
+        """Established connections to the server's port that each worker
+        holds, largest first: the kernel spreads them (SO_REUSEPORT), not evenly."""
+        established = _established_inodes(self.port)
+        counts = []
+        for pid in _children(self.pid) or [self.pid]:
+            try:
+                links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+            except OSError:  # gone since it was listed
+                continue
+            counts.append(sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in established))
+        return sorted(counts, reverse=True)
+
     def rss_bytes(self) -> int:
         """Resident memory of the process, or with workers, of the largest
         worker (the figure is per replica)."""
@@ -101,6 +114,21 @@ def _cpu(pid: int, thread: int | None = None) -> float:
     except OSError:  # gone since it was listed
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _established_inodes(port: int) -> set[str]:
+    """Socket inodes of established TCP connections whose local port is ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rpartition(":")[2], 16) == port:  # 01: ESTABLISHED
+                found.add(fields[9])
+    return found
 
 
 def _rss(pid: int) -> int:
