@@ -47,17 +47,20 @@ async def issue_with_password(
     # not given back: else one valid account of the attacker's, logged into
     # between guesses, would keep the peer counter flat. On the common path the
     # clearing rides in the statement that opens the session (one round trip
-    # fewer); every other way out clears it on its own.
-    if rehash:
-        await deps.store.set_password_hash(user.id, await deps.passwords.hash_async(password))
+    # fewer), the next thing this login awaits. Every other way clears it at
+    # once, before a rehash, which takes a hash's time: a call that ends
+    # meanwhile must not leave the right password counted as a guess.
     try:
         granted_aud = _user_grant(deps, user, audiences)
         granted_scopes = narrow(scopes, user.scopes, "scope")
     except PermissionDenied:
         await deps.store.release_throttles(reset=[account])
         raise
-    if user.mfa_enrolled:
+    if rehash or user.mfa_enrolled:
         await deps.store.release_throttles(reset=[account])
+    if rehash:
+        await deps.store.set_password_hash(user.id, await deps.passwords.hash_async(password))
+    if user.mfa_enrolled:
         challenge_id = credentials.new_challenge_id()
         expires_at = now + deps.policy.mfa_challenge_ttl
         challenge = Challenge(

@@ -11,6 +11,8 @@ import grpc
 import pytest
 
 from authsvc.domain import accounts
+from authsvc.domain.passwords import Argon2Params, Passwords
+from authsvc.errors import StoreUnavailable
 from authsvc.server import App
 from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
@@ -219,6 +221,31 @@ async def test_the_right_password_clears_the_account_counter_whatever_follows(
     codes = [await wrong_login(stub, user.name) for _ in range(6)]
     assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 5 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
     clock.advance(3600)
+
+
+async def test_a_right_password_whose_rehash_fails_is_not_left_counted(stub, store, clock, monkeypatch):
+    """A hash stored with older parameters is rehashed at login, which takes a
+    hash's time; the counter is cleared before it, so a login that ends there
+    (the store fails, the caller goes away) does not count as a guess."""
+    old = Passwords(Argon2Params(time_cost=1, memory_kib=8192))
+    try:
+        user = await add_user(store, old, clock)
+    finally:
+        old.close()
+    assert [await wrong_login(stub, user.name) for _ in range(4)] == [grpc.StatusCode.UNAUTHENTICATED] * 4
+
+    async def unavailable(user_id: str, password_hash: str) -> None:
+        raise StoreUnavailable()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "set_password_hash", unavailable)
+        assert await right_password(stub, user, "tokens") == grpc.StatusCode.UNAVAILABLE
+    codes = [await wrong_login(stub, user.name) for _ in range(6)]
+    assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 5 + [grpc.StatusCode.RESOURCE_EXHAUSTED]
+    clock.advance(3600)
+    assert await right_password(stub, user, "tokens") == grpc.StatusCode.OK
+    stored = await store.user_by_name(user.name)
+    assert stored is not None and ",t=2," in stored.password_hash  # rehashed with today's parameters
 
 
 # sessions --------------------------------------------------------------------
