@@ -96,6 +96,9 @@ def check_port_free(listen: str) -> None:
         raise ConfigError(f"AUTHSVC_LISTEN: cannot resolve {listen}") from exc
     for family, kind, proto, _, address in addresses:
         with socket.socket(family, kind, proto) as probe:
+            # As a server binds: connections of a previous run still in
+            # TIME_WAIT do not hold the port, a listener does.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(address)
             except OSError as exc:
