@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from authsvc.domain.kek import KEY_BYTES, Kek
-from authsvc.domain.passwords import Argon2Params
+from authsvc.domain.identity.passwords import Argon2Params
+from authsvc.domain.identity.throttle import Limit
 from authsvc.domain.policy import Policy
-from authsvc.domain.throttle import Limit
+from authsvc.domain.tokens.kek import KEY_BYTES, Kek
 from authsvc_client import SIGNING_ALGORITHMS
 
 log = logging.getLogger(__name__)

@@ -15,16 +15,16 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from authsvc.api.registry import add_to_server
-from authsvc.api.servicer import AuthServicer
 from authsvc.config import ConfigError, Settings
-from authsvc.domain import rotation
 from authsvc.domain.clock import Clock, SystemClock
 from authsvc.domain.deps import Deps
-from authsvc.domain.live import LiveState
-from authsvc.domain.passwords import Passwords
+from authsvc.domain.identity.passwords import Passwords
+from authsvc.domain.tokens import key_rotation
+from authsvc.domain.tokens.live import LiveState
+from authsvc.doors.grpc_auth import AuthServicer
+from authsvc.doors.http import Route, SidePort
+from authsvc.doors.registry import add_to_server
 from authsvc.errors import StoreUnavailable
-from authsvc.http import Route, SidePort
 from authsvc.metrics import Metrics
 from authsvc.store.notify import Listener
 from authsvc.store.postgres import KEYS_CHANNEL, NOTIFY_CHANNEL, PostgresStore
@@ -215,7 +215,7 @@ class App:
         """Rotate if due, then load what the database says (also what the timer does)."""
         assert self.deps is not None and self._store is not None
         deps = self.deps
-        await rotation.maintain(self._store, deps.kek, deps.policy, self.clock)
+        await key_rotation.maintain(self._store, deps.kek, deps.policy, self.clock)
         await deps.live.reload_keys(self._store, deps.kek)
 
     async def _guarded(self, work: Awaitable[object]) -> None:

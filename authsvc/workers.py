@@ -73,7 +73,7 @@ def _run_worker(index: int, database_url: str, line: Connection) -> None:
     logging.basicConfig(
         level=settings.log_level, format=f"%(asctime)s %(levelname)s worker {index} %(name)s: %(message)s"
     )
-    from authsvc.server import serve  # grpc is imported in workers only
+    from authsvc.server import serve
 
     try:
         asyncio.run(serve(settings, database_url, worker=Worker(index, line)))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import argon2
 
-from authsvc.domain.passwords import Argon2Params, Passwords
+from authsvc.domain.identity.passwords import Argon2Params, Passwords
 
 AUTHSVC = "authsvc"  # libsodium, as authsvc hashes
 REFERENCE = "argon2-cffi"

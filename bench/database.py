@@ -14,10 +14,10 @@ import asyncpg
 from cryptography.hazmat.primitives import serialization
 
 from authsvc.config import parse_kek
-from authsvc.domain import credentials
-from authsvc.domain.keys import open_key
+from authsvc.domain.identity import credentials
+from authsvc.domain.identity.passwords import Argon2Params
 from authsvc.domain.models import RefreshTokenRecord, Session
-from authsvc.domain.passwords import Argon2Params
+from authsvc.domain.tokens.signing_keys import open_key
 from authsvc.store.postgres import PostgresStore
 
 PASSWORD = "bench password, long enough"

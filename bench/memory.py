@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
-from authsvc.domain.passwords import Argon2Params
+from authsvc.domain.identity.passwords import Argon2Params
 
 from .database import Principals, SignerSpec, create_database, drop_database, load_signer, populate
 from .probes import Probe

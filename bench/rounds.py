@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from authsvc.domain.passwords import Argon2Params
+from authsvc.domain.identity.passwords import Argon2Params
 
 from . import argon2_ceiling, local, pgbench
 from .database import Principals, SignerSpec, open_sessions

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
-from authsvc.domain.keys import SigningKey
-from authsvc.domain.tokens import Grant, mint_access_token
+from authsvc.domain.tokens.mint import Grant, mint_access_token
+from authsvc.domain.tokens.signing_keys import SigningKey
 from authsvc_client import pb
 
 from .database import PASSWORD, SignerSpec

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from authsvc.config import Settings
-from authsvc.domain.passwords import Passwords
+from authsvc.domain.identity.passwords import Passwords
 from authsvc.server import App
 from authsvc.store.postgres import PostgresStore
 from authsvc_client import grpc as pb_grpc

@@ -13,12 +13,11 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from authsvc.cli import clients, keys, users
 from authsvc.config import ConfigError, Settings
 from authsvc.errors import AuthError
 from authsvc.store.embedded import start_embedded
 from authsvc.store.postgres import PostgresStore
-
-from . import clients, keys, users
 
 
 def _database_url(settings: Settings) -> tuple[str, Any]:
@@ -65,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return supervise(settings, url)
         if args.verb == "serve":
-            from authsvc.server import serve  # grpc is only needed here
+            from authsvc.server import serve
 
             asyncio.run(serve(settings, url))
             return 0

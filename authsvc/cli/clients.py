@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from authsvc.cli._common import Verbs
 from authsvc.config import Settings
-from authsvc.domain import credentials
 from authsvc.domain.clock import SystemClock
+from authsvc.domain.identity import credentials
 from authsvc.errors import Conflict
 from authsvc.store.postgres import PostgresStore
-
-from ._common import Verbs
 
 
 async def _client_add(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:

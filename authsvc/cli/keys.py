@@ -6,12 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from authsvc.cli._common import Verbs, when
 from authsvc.config import Settings
-from authsvc.domain import encryption, kek_rotation, rotation
 from authsvc.domain.clock import SystemClock
+from authsvc.domain.tokens import encryption, kek_rotation, key_rotation
 from authsvc.store.postgres import PostgresStore
-
-from ._common import Verbs, when
 
 
 async def _keys_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
@@ -21,13 +20,13 @@ async def _keys_list(settings: Settings, store: PostgresStore, args: argparse.Na
 
 
 async def _keys_rotate(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
-    done = await rotation.rotate(store, settings.load_kek(), settings.policy, SystemClock(), force=args.force)
+    done = await key_rotation.rotate(store, settings.load_kek(), settings.policy, SystemClock(), force=args.force)
     print(f"rotated: {done.activated} signs now; {done.retired} retired (published until its tokens expire)")
     return 0
 
 
 async def _keys_revoke(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
-    await rotation.revoke_key(store, settings.load_kek(), settings.policy, SystemClock(), args.kid)
+    await key_rotation.revoke_key(store, settings.load_kek(), settings.policy, SystemClock(), args.kid)
     print(f"revoked {args.kid}: its tokens no longer verify")
     return 0
 

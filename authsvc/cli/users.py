@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from authsvc.cli._common import Verbs, find_user, read_password, when
 from authsvc.config import Settings
-from authsvc.domain import accounts
 from authsvc.domain.clock import SystemClock
-from authsvc.domain.passwords import Passwords, check_new_password
+from authsvc.domain.identity import accounts
+from authsvc.domain.identity.passwords import Passwords, check_new_password
 from authsvc.errors import Conflict
 from authsvc.store.postgres import PostgresStore
-
-from ._common import Verbs, find_user, read_password, when
 
 
 async def _user_add(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:

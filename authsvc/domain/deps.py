@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .clock import Clock
-from .kek import Kek
-from .live import LiveState
-from .passwords import Passwords
-from .policy import Policy
-from .ports import Store
+from authsvc.domain.clock import Clock
+from authsvc.domain.identity.passwords import Passwords
+from authsvc.domain.policy import Policy
+from authsvc.domain.ports import Store
+from authsvc.domain.tokens.kek import Kek
+from authsvc.domain.tokens.live import LiveState
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .throttle import Limit
+from authsvc.domain.identity.throttle import Limit
 
 
 @dataclass(frozen=True, slots=True)

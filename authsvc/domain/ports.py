@@ -6,9 +6,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from .encryption import AudienceKey
-from .models import Challenge, Client, RefreshTokenRecord, Revocation, Session, StoredKey, TotpEnrolment, User
-from .throttle import ThrottleState
+from authsvc.domain.identity.throttle import ThrottleState
+from authsvc.domain.models import (
+    Challenge,
+    Client,
+    RefreshTokenRecord,
+    Revocation,
+    Session,
+    StoredKey,
+    TotpEnrolment,
+    User,
+)
+from authsvc.domain.tokens.encryption import AudienceKey
 
 T = TypeVar("T")
 

@@ -5,14 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from authsvc.domain.models import (
-    Client,
-    User,
-)
-
-from . import _convert as cv
-from ._base import Base, translated
-from ._sessions import revoke_subject_in
+from authsvc.domain.models import Client, User
+from authsvc.store import _convert as cv
+from authsvc.store._base import Base, translated
+from authsvc.store._sessions import revoke_subject_in
 
 
 class AccountsMixin(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from authsvc.domain.identity.throttle import ThrottleState
 from authsvc.domain.models import (
     Challenge,
     Client,
@@ -15,7 +16,6 @@ from authsvc.domain.models import (
     TotpEnrolment,
     User,
 )
-from authsvc.domain.throttle import ThrottleState
 
 
 def ts(epoch: float) -> datetime:

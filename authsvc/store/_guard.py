@@ -6,10 +6,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from authsvc.domain.throttle import ThrottleState
-
-from . import _convert as cv
-from ._base import Base, translated
+from authsvc.domain.identity.throttle import ThrottleState
+from authsvc.store import _convert as cv
+from authsvc.store._base import Base, translated
 
 T = TypeVar("T")
 

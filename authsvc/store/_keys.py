@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from authsvc.domain.encryption import AudienceKey
-from authsvc.domain.models import (
-    StoredKey,
-)
-
-from . import _convert as cv
-from ._base import KEYS_CHANNEL, Base, notify, translated
+from authsvc.domain.models import StoredKey
+from authsvc.domain.tokens.encryption import AudienceKey
+from authsvc.store import _convert as cv
+from authsvc.store._base import KEYS_CHANNEL, Base, notify, translated
 
 
 class KeysMixin(Base):

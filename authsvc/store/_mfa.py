@@ -5,16 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from authsvc.domain.models import (
-    Challenge,
-    RefreshTokenRecord,
-    Session,
-    TotpEnrolment,
-)
-
-from . import _convert as cv
-from ._base import Base, translated
-from ._sessions import _LIVE_OWNER, insert_token
+from authsvc.domain.models import Challenge, RefreshTokenRecord, Session, TotpEnrolment
+from authsvc.store import _convert as cv
+from authsvc.store._base import Base, translated
+from authsvc.store._sessions import _LIVE_OWNER, insert_token
 
 
 class MfaMixin(Base):

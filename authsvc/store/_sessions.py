@@ -6,15 +6,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from authsvc.domain.models import (
-    RefreshTokenRecord,
-    Revocation,
-    Session,
-)
+from authsvc.domain.models import RefreshTokenRecord, Revocation, Session
 from authsvc.domain.ports import RotateDecision
-
-from . import _convert as cv
-from ._base import NOTIFY_CHANNEL, Base, notify, translated
+from authsvc.store import _convert as cv
+from authsvc.store._base import NOTIFY_CHANNEL, Base, notify, translated
 
 
 class SessionsMixin(Base):

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncpg
 
 from authsvc.errors import StoreUnavailable
-
-from ._accounts import AccountsMixin
-from ._base import _UNAVAILABLE, KEYS_CHANNEL, NOTIFY_CHANNEL, translated
-from ._guard import GuardMixin
-from ._keys import KeysMixin
-from ._mfa import MfaMixin
-from ._sessions import SessionsMixin
-from .migrate import migrate
+from authsvc.store._accounts import AccountsMixin
+from authsvc.store._base import _UNAVAILABLE, KEYS_CHANNEL, NOTIFY_CHANNEL, translated
+from authsvc.store._guard import GuardMixin
+from authsvc.store._keys import KeysMixin
+from authsvc.store._mfa import MfaMixin
+from authsvc.store._sessions import SessionsMixin
+from authsvc.store.migrate import migrate
 
 __all__ = ["KEYS_CHANNEL", "NOTIFY_CHANNEL", "PostgresStore"]
 

@@ -18,7 +18,7 @@ from grpc_health.v1 import health as health_sync
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from authsvc.config import TlsFiles
-from authsvc.domain import credentials
+from authsvc.domain.identity import credentials
 from authsvc.server import App
 from authsvc_client import (
     AsyncAuthClient,

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from authsvc.domain.models import Revocation
-from authsvc.domain.revocation import RevocationSet as ServerRevocationSet
+from authsvc.domain.sessions.revocation_set import RevocationSet as ServerRevocationSet
 from authsvc.server import App
 from authsvc_client import (
     AccessClaims,
@@ -434,7 +434,7 @@ def test_local_revocation_set_has_the_server_semantics():
 async def test_tokens_encrypted_to_the_audience_are_opened_locally(settings, database_url, store, fake_clock):
     from jwcrypto import jwk
 
-    from authsvc.domain.encryption import parse_audience_key
+    from authsvc.domain.tokens.encryption import parse_audience_key
 
     policy = dataclasses.replace(settings.policy, encrypt_tokens=True)
     encrypting = dataclasses.replace(settings, policy=policy)

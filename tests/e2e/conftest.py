@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from authsvc.domain import credentials
+from authsvc.domain.identity import credentials
 from authsvc.store.postgres import PostgresStore
 
 from ..support import create_database, drop_database

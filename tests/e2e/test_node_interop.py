@@ -17,7 +17,7 @@ import grpc
 import pytest
 from jwcrypto import jwk
 
-from authsvc.domain.encryption import parse_audience_key
+from authsvc.domain.tokens.encryption import parse_audience_key
 from authsvc.server import App
 from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb

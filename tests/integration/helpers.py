@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from authsvc.domain import credentials
-from authsvc.domain.passwords import Passwords
+from authsvc.domain.identity import credentials
+from authsvc.domain.identity.passwords import Passwords
 from authsvc.store.postgres import PostgresStore
 from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb

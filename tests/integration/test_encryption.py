@@ -15,7 +15,7 @@ from joserfc import jwe as rfc_jwe
 from joserfc import jwk as rfc_jwk
 from jwcrypto import jwe, jwk
 
-from authsvc.domain.encryption import BadEncryptionKey, parse_audience_key
+from authsvc.domain.tokens.encryption import BadEncryptionKey, parse_audience_key
 from authsvc.server import App
 from authsvc_client import KeySet, Requirements, pb, verify_access_token
 from authsvc_client import grpc as pb_grpc

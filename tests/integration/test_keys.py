@@ -1,4 +1,4 @@
-"""Issue 3: key rotation without downtime, retirement, revocation, KEK rotation."""
+"""Issue 3: key rotation without downtime, retirement, revocation, KEK key_rotation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import grpc
 import pyotp
 import pytest
 
-from authsvc.domain import kek_rotation, rotation
+from authsvc.domain.tokens import kek_rotation, key_rotation
 from authsvc.server import App
 from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
@@ -68,7 +68,7 @@ async def test_two_rotations_without_a_failed_verify(settings, own_db):
             signers = set()
             for _ in range(2):
                 clock.advance(policy.key_publish_lead + 1)
-                await rotation.rotate(store, kek, policy, clock)
+                await key_rotation.rotate(store, kek, policy, clock)
                 await a.maintain_keys()  # a signs with the new key; b has not reloaded
                 signers.add(a.deps.live.keyring.signer.kid)
                 await asyncio.sleep(0.05)  # traffic flows with b's old view
@@ -92,7 +92,7 @@ async def test_retired_key_leaves_the_jwks_only_after_its_tokens_expired(setting
             next_kid = next(k for k in await kids(stub) if k != old_kid)  # published before it signs
             clock.advance(deps.policy.key_publish_lead + 1)
             last_old = (await stub.Issue(cred)).tokens.access_token  # signed in the old key's last second
-            await rotation.rotate(deps.store, deps.kek, deps.policy, clock)
+            await key_rotation.rotate(deps.store, deps.kek, deps.policy, clock)
             await app.maintain_keys()
             assert deps.live.keyring.signer.kid == next_kid
             assert old_kid in await kids(stub)
@@ -118,7 +118,7 @@ async def test_revoked_key_stops_verifying_at_once(settings, own_db):
             # Verified once, so the server holds it as checked: revoking the key must undo that.
             assert (await stub.Verify(pb.VerifyRequest(token=token, audience="orders"))).active
             compromised = deps.live.keyring.signer.kid
-            await rotation.revoke_key(deps.store, deps.kek, deps.policy, clock, compromised)
+            await key_rotation.revoke_key(deps.store, deps.kek, deps.policy, clock, compromised)
             await app.maintain_keys()
             resp = await stub.Verify(pb.VerifyRequest(token=token, audience="orders"))
             assert resp.reason == R.INACTIVE_REASON_UNKNOWN_KEY
@@ -126,7 +126,7 @@ async def test_revoked_key_stops_verifying_at_once(settings, own_db):
             fresh = (await stub.Issue(cred)).tokens.access_token
             assert (await stub.Verify(pb.VerifyRequest(token=fresh, audience="orders"))).active
             with pytest.raises(Exception, match="no published key"):
-                await rotation.revoke_key(deps.store, deps.kek, deps.policy, clock, compromised)
+                await key_rotation.revoke_key(deps.store, deps.kek, deps.policy, clock, compromised)
 
 
 async def test_kek_rotation_reseals_every_secret(settings, own_db, passwords):

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from authsvc.domain import accounts
-from authsvc.domain.passwords import Argon2Params, Passwords
+from authsvc.domain.identity import accounts
+from authsvc.domain.identity.passwords import Argon2Params, Passwords
 from authsvc.errors import StoreUnavailable
 from authsvc.server import App
 from authsvc_client import grpc as pb_grpc
@@ -366,8 +366,8 @@ async def test_a_login_that_proved_itself_before_a_revoke_cannot_open_a_session_
     """The race of a login with 'log out everywhere' (or a password change):
     the password was checked, then every session was revoked, then the login
     tries to open its session. It must not survive the revoke."""
-    from authsvc.domain.grants import new_session
     from authsvc.domain.models import CallInfo
+    from authsvc.domain.sessions.grants import new_session
 
     user = await add_user(store, passwords, clock)
     checked_at = clock.now()
@@ -388,7 +388,7 @@ async def test_a_login_that_proved_itself_before_a_revoke_cannot_open_a_session_
 
 
 async def test_watch_streams_are_capped_per_replica(app, stub, monkeypatch):
-    from authsvc.domain import live
+    from authsvc.domain.tokens import live
 
     monkeypatch.setattr(live, "MAX_WATCHERS", len(app.deps.live._subscribers) + 1)
     first = stub.WatchRevocations(pb.WatchRevocationsRequest(cursor=2**62))  # nothing to replay

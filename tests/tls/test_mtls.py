@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from authsvc.config import TlsFiles
-from authsvc.domain import credentials
+from authsvc.domain.identity import credentials
 from authsvc.server import App
 from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from authsvc.config import DEV_KEK_FILE, ConfigError, Settings, parse_kek
-from authsvc.domain.kek import KekError
-from authsvc.domain.passwords import Argon2Params
+from authsvc.domain.identity.passwords import Argon2Params
 from authsvc.domain.policy import Policy
+from authsvc.domain.tokens.kek import KekError
 
 KEY1 = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
 KEY2 = base64.urlsafe_b64encode(bytes(range(50, 82))).decode().rstrip("=")

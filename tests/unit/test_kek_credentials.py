@@ -9,8 +9,8 @@ import string
 
 import pytest
 
-from authsvc.domain import credentials
-from authsvc.domain.kek import KEY_BYTES, Kek, KekError
+from authsvc.domain.identity import credentials
+from authsvc.domain.tokens.kek import KEY_BYTES, Kek, KekError
 
 OLD = bytes(range(32))
 NEW = bytes(range(100, 132))

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pyotp
 import pytest
 
-from authsvc.domain import mfa
+from authsvc.domain.identity import mfa
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 # The start of a step, plus a little, so that now +- 29 s stays in known steps.

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import argon2
 import pytest
 
-from authsvc.domain.passwords import (
+from authsvc.domain.identity.passwords import (
     MAX_PASSWORD_BYTES,
     MIN_PASSWORD_LENGTH,
     Argon2Params,

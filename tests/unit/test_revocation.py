@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from authsvc.domain.models import Revocation
-from authsvc.domain.revocation import GAP_TIMEOUT_SECONDS, PRUNE_INTERVAL, RevocationSet
+from authsvc.domain.sessions.revocation_set import GAP_TIMEOUT_SECONDS, PRUNE_INTERVAL, RevocationSet
 from authsvc_client import AccessClaims
 
 T = 1_700_000_000.0

@@ -7,7 +7,7 @@ import secrets
 import tracemalloc
 
 from authsvc.domain.models import Revocation
-from authsvc.domain.revocation import RevocationSet
+from authsvc.domain.sessions.revocation_set import RevocationSet
 
 LIMIT_BYTES = 30 * 1024 * 1024
 

@@ -21,10 +21,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from authsvc.domain.kek import Kek
-from authsvc.domain.keys import Keyring, SigningKey, generate_key, open_key
 from authsvc.domain.models import StoredKey
-from authsvc.domain.tokens import Grant, mint_access_token
+from authsvc.domain.tokens.kek import Kek
+from authsvc.domain.tokens.mint import Grant, mint_access_token
+from authsvc.domain.tokens.signing_keys import Keyring, SigningKey, generate_key, open_key
 from authsvc_client import (
     DEFAULT_LEEWAY_SECONDS,
     MAX_TOKEN_LENGTH,

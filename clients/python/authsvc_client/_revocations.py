@@ -1,6 +1,6 @@
 """The local revocation set a :class:`TokenVerifier` keeps from WatchRevocations.
 
-The same rules as authsvc's own set (``authsvc.domain.revocation``), which this
+The same rules as authsvc's own set (``authsvc.domain.sessions.revocation_set``), which this
 package may not import: a token is revoked when its ``jti`` is listed; a token
 with a session (``sid``) when its session is; a token without one (a service
 client's) when its subject was cut at or after its ``iat``. Revoking a user

@@ -11,17 +11,18 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 
-from authsvc.domain import enrolment, login, refresh, revoke, sessions, validate, watch
+from authsvc.domain import validate
 from authsvc.domain.deps import Deps
+from authsvc.domain.identity import enrolment, login
 from authsvc.domain.models import TokenPair
+from authsvc.domain.sessions import listing, refresh, revoke, watch
+from authsvc.doors import convert
+from authsvc.doors.convert import Context
+from authsvc.doors.grpc_status import abort_internal, abort_with, status_of
 from authsvc.errors import AuthError, InvalidArgument
 from authsvc.metrics import Metrics
 from authsvc_client import MAX_TOKEN_LENGTH, Requirements, TokenRejected, pb
 from authsvc_client import grpc as pb_grpc
-
-from . import convert
-from .convert import Context
-from .status import abort_internal, abort_with, status_of
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def ListSessions(
         self, request: pb.ListSessionsRequest, context: Context
     ) -> pb.ListSessionsResponse:
-        found = await sessions.list_sessions(
+        found = await listing.list_sessions(
             self._deps, convert.bearer(context), request.subject, request.include_revoked, convert.call_info(context)
         )
         return pb.ListSessionsResponse(sessions=[convert.session_info(s) for s in found])

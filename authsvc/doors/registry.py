@@ -8,7 +8,7 @@ INVALID_ARGUMENT "malformed request". A handler may also answer with bytes
 already serialized.
 
 Verify, the hot path, takes its request as bytes and parses it itself: a
-request seen lately is not parsed again (see servicer.py).
+request seen lately is not parsed again (see grpc_auth.py).
 """
 
 from __future__ import annotations

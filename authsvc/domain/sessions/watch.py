@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from authsvc.domain.deps import Deps
+from authsvc.domain.models import Revocation
 from authsvc.errors import InvalidArgument
-
-from .deps import Deps
-from .models import Revocation
 
 BACKLOG_PAGE = 5_000
 

@@ -8,19 +8,18 @@ import contextlib
 import logging
 from collections import OrderedDict
 
+from authsvc.domain.clock import Clock
+from authsvc.domain.models import Revocation
+from authsvc.domain.policy import Policy
+from authsvc.domain.ports import Store
+from authsvc.domain.sessions.revocation_set import RevocationSet
+from authsvc.domain.tokens.encryption import Encryptor, generate_own_key
+from authsvc.domain.tokens.kek import Kek
+from authsvc.domain.tokens.key_rotation import ensure_keys
+from authsvc.domain.tokens.signing_keys import Keyring
 from authsvc.errors import StoreUnavailable, Throttled
 from authsvc_client import AccessClaims, Requirements
 from authsvc_client._verify import accept, read_access_token
-
-from .clock import Clock
-from .encryption import Encryptor, generate_own_key
-from .kek import Kek
-from .keys import Keyring
-from .models import Revocation
-from .policy import Policy
-from .ports import Store
-from .revocation import RevocationSet
-from .rotation import ensure_keys
 
 log = logging.getLogger(__name__)
 

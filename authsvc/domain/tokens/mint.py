@@ -6,9 +6,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from authsvc.domain.tokens.signing_keys import SigningKey
 from authsvc_client._jose import b64url_encode, json_bytes, sign
-
-from .keys import SigningKey
 
 
 @dataclass(frozen=True, slots=True)

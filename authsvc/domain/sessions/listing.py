@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from authsvc.domain import validate
+from authsvc.domain.deps import Deps
+from authsvc.domain.identity.bearer import authenticate
+from authsvc.domain.models import CallInfo, Session
 from authsvc.errors import PermissionDenied
-
-from . import validate
-from .bearer import authenticate
-from .deps import Deps
-from .models import CallInfo, Session
 
 
 async def list_sessions(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from authsvc.domain.deps import Deps
+from authsvc.domain.identity import credentials
+from authsvc.domain.models import CallInfo, RefreshTokenRecord, Session, TokenPair
+from authsvc.domain.tokens.mint import Grant, mint_access_token
 from authsvc.errors import PermissionDenied
-
-from . import credentials
-from .deps import Deps
-from .models import CallInfo, RefreshTokenRecord, Session, TokenPair
-from .tokens import Grant, mint_access_token
 
 MAX_LIST_ITEMS = 32
 MAX_ITEM_LENGTH = 256

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from authsvc.domain.models import Revocation
 from authsvc_client._revocations import RevocationSet as Rules
-
-from .models import Revocation
 
 #: A hole in the sequence older than this is a rolled-back insert, not a slow one.
 GAP_TIMEOUT_SECONDS = 60.0

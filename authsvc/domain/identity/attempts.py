@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from authsvc.domain.deps import Deps
+from authsvc.domain.identity import throttle
+from authsvc.domain.identity.throttle import Limit, ThrottleState
 from authsvc.errors import Throttled
-
-from . import throttle
-from .deps import Deps
-from .throttle import Limit, ThrottleState
 
 
 def peer_key(peer: str) -> str:

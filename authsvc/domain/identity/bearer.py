@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from authsvc.domain.deps import Deps
+from authsvc.domain.models import CallInfo
 from authsvc.errors import InvalidCredentials, ReauthRequired
 from authsvc_client import AccessClaims, Reason, Requirements, TokenRejected
-
-from .deps import Deps
-from .models import CallInfo
 
 
 def authenticate(deps: Deps, token: str | None, call: CallInfo, *, max_auth_age: int = 0) -> AccessClaims:

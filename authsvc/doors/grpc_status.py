@@ -6,9 +6,8 @@ import math
 
 import grpc
 
+from authsvc.doors.convert import Context
 from authsvc.errors import AuthError, Code, Throttled
-
-from .convert import Context
 
 _STATUS = {
     Code.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,

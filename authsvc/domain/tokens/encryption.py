@@ -16,10 +16,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from jwcrypto import jwe, jwk
 
+from authsvc.domain.models import StoredKey
+from authsvc.domain.tokens.kek import Kek, aad
 from authsvc_client._jwe import CONTENT_ENCRYPTION, KEY_ALGORITHMS
-
-from .kek import Kek, aad
-from .models import StoredKey
 
 OWN_ALG = "ECDH-ES+A256KW"
 _CURVES = ("P-256", "P-384", "P-521", "X25519")

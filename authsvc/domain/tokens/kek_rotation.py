@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .kek import Kek, aad
-from .ports import Store
+from authsvc.domain.ports import Store
+from authsvc.domain.tokens.kek import Kek, aad
 
 
 async def reseal_all(store: Store, kek: Kek) -> dict[str, int]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
+from authsvc.domain import validate
+from authsvc.domain.deps import Deps
+from authsvc.domain.identity import attempts, credentials, mfa
+from authsvc.domain.models import CallInfo, Challenge, Client, MfaChallengeIssued, TokenPair, User
+from authsvc.domain.sessions.grants import access_token, narrow, new_session, session_pair
+from authsvc.domain.tokens.kek import aad
+from authsvc.domain.tokens.mint import Grant
 from authsvc.errors import InvalidCredentials, PermissionDenied
-
-from . import credentials, guard, mfa, validate
-from .deps import Deps
-from .grants import access_token, narrow, new_session, session_pair
-from .kek import aad
-from .models import CallInfo, Challenge, Client, MfaChallengeIssued, TokenPair, User
-from .tokens import Grant
 
 AMR_PASSWORD = ("pwd",)
 AMR_TOTP = ("pwd", "otp")
@@ -30,11 +30,11 @@ async def issue_with_password(
     validate.text(username, "username")
     validate.text(password, "password", validate.MAX_SECRET)
     audiences, scopes = validate.names(audiences, "audience"), validate.names(scopes, "scope")
-    account, peer = f"pwd-account:{username}", f"pwd-peer:{guard.peer_key(call.peer)}"
+    account, peer = f"pwd-account:{username}", f"pwd-peer:{attempts.peer_key(call.peer)}"
     # A successful login counts against its peer too, so the peer limit must
     # allow for the legitimate logins of everyone behind one address.
     # Keyed by the name given, not the user: unknown names throttle alike.
-    await guard.reserve(deps, [(account, deps.policy.account_limit), (peer, deps.policy.peer_limit)])
+    await attempts.reserve(deps, [(account, deps.policy.account_limit), (peer, deps.policy.peer_limit)])
     now = deps.clock.now()
     user = await deps.store.user_by_name(username)
     # Always one argon2 check, against a dummy hash for unknown users: the
@@ -162,7 +162,7 @@ async def challenge_mfa(
         raise InvalidCredentials()
     # Per user as well as per challenge: new challenges must not mean new guesses.
     mfa_key = f"mfa:{challenge.user_id}"
-    await guard.reserve(deps, [(mfa_key, deps.policy.mfa_limit)])
+    await attempts.reserve(deps, [(mfa_key, deps.policy.mfa_limit)])
     enrolment = await deps.store.totp(challenge.user_id)
     if enrolment is None or not enrolment.confirmed:
         raise InvalidCredentials()

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from authsvc.domain import validate
+from authsvc.domain.deps import Deps
+from authsvc.domain.identity import credentials
+from authsvc.domain.models import CallInfo, RefreshTokenRecord, Session, TokenPair
+from authsvc.domain.ports import RotateDecision
+from authsvc.domain.sessions.grants import refresh_record, session_pair
+from authsvc.domain.tokens.kek import aad
 from authsvc.errors import InvalidCredentials, PermissionDenied, ReauthRequired, Throttled
-
-from . import credentials, validate
-from .deps import Deps
-from .grants import refresh_record, session_pair
-from .kek import aad
-from .models import CallInfo, RefreshTokenRecord, Session, TokenPair
-from .ports import RotateDecision
 
 
 def _grace_aad(token_id: str) -> bytes:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from authsvc.domain.clock import Clock
+from authsvc.domain.models import StoredKey
+from authsvc.domain.policy import Policy
+from authsvc.domain.ports import Store
+from authsvc.domain.tokens.kek import Kek
+from authsvc.domain.tokens.signing_keys import generate_key
 from authsvc.errors import PreconditionFailed
-
-from .clock import Clock
-from .kek import Kek
-from .keys import generate_key
-from .models import StoredKey
-from .policy import Policy
-from .ports import Store
 
 log = logging.getLogger(__name__)
 

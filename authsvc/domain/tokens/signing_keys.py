@@ -10,12 +10,11 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from jwcrypto import jwk
 
+from authsvc.domain.models import StoredKey
+from authsvc.domain.tokens.kek import Kek, aad
 from authsvc_client import KeySet
 from authsvc_client._jose import PrivateKey
 from authsvc_client._keys import parse_jwk
-
-from .kek import Kek, aad
-from .models import StoredKey
 
 _GENERATE: dict[str, dict[str, Any]] = {
     "EdDSA": {"kty": "OKP", "crv": "Ed25519"},

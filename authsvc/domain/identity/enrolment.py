@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authsvc.domain import validate
+from authsvc.domain.deps import Deps
+from authsvc.domain.identity import attempts, credentials, mfa
+from authsvc.domain.identity.bearer import authenticate
+from authsvc.domain.identity.login import mfa_aad
+from authsvc.domain.models import CallInfo
 from authsvc.errors import InvalidCredentials, PreconditionFailed
-
-from . import credentials, guard, mfa, validate
-from .bearer import authenticate
-from .deps import Deps
-from .login import mfa_aad
-from .models import CallInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ async def confirm(deps: Deps, bearer: str | None, code: str, call: CallInfo) -> 
     if enrolment is None or enrolment.confirmed:
         raise PreconditionFailed("no MFA enrolment is pending")
     mfa_key = f"mfa:{caller.sub}"
-    await guard.reserve(deps, [(mfa_key, deps.policy.mfa_limit)])
+    await attempts.reserve(deps, [(mfa_key, deps.policy.mfa_limit)])
     now = deps.clock.now()
     secret = deps.kek.open(enrolment.kek_id, enrolment.secret_sealed, mfa_aad(caller.sub)).decode("ascii")
     step = mfa.matching_step(secret, code, now, enrolment.last_used_step)

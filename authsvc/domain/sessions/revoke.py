@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+from authsvc.domain import validate
+from authsvc.domain.deps import Deps
+from authsvc.domain.identity import credentials
+from authsvc.domain.identity.bearer import authenticate
+from authsvc.domain.models import CallInfo
 from authsvc.errors import InvalidArgument, PermissionDenied
 from authsvc_client import TokenRejected
 from authsvc_client._verify import read_access_token
-
-from . import credentials, validate
-from .bearer import authenticate
-from .deps import Deps
-from .models import CallInfo
 
 
 async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:

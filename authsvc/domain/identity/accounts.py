@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from authsvc.domain.clock import Clock
+from authsvc.domain.identity.passwords import Passwords, check_new_password
+from authsvc.domain.policy import Policy
+from authsvc.domain.ports import Store
 from authsvc.errors import InvalidArgument
-
-from .clock import Clock
-from .passwords import Passwords, check_new_password
-from .policy import Policy
-from .ports import Store
 
 
 async def change_password(

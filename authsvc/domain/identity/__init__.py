@@ -1,0 +1,1 @@
+"""Who you are: passwords, MFA, client credentials, throttling, logins."""
