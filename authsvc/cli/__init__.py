@@ -1,4 +1,4 @@
-"""``authsvc serve | migrate | user ... | session ... | client ... | keys ... | audience ... | kek ...``
+"""``authsvc serve | migrate | user ... | session ... | client ... | keys ... | audience ... | kek ... | audit ...``
 
 One module per group of verbs; this one parses, loads settings, finds the
 database (embedded when no URL is set) and dispatches.
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from authsvc.cli import clients, keys, users
+from authsvc.cli import audit, clients, keys, users
 from authsvc.config import ConfigError, Settings
 from authsvc.errors import AuthError
 from authsvc.store.embedded import start_embedded
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True)
     verbs.add_parser("serve", help="run the gRPC service (migrates first)")
     verbs.add_parser("migrate", help="apply database migrations")
-    for module in (users, clients, keys):
+    for module in (users, clients, keys, audit):
         module.register(verbs)
     return parser
 
