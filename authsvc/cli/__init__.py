@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from authsvc import logs
 from authsvc.cli import audit, clients, keys, users
 from authsvc.config import ConfigError, Settings
 from authsvc.errors import AuthError
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"authsvc: bad setting: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     try:
         url, embedded = _database_url(settings)
     except RuntimeError as exc:  # no URL and no embedded PostgreSQL installed

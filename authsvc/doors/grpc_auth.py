@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 
+from authsvc import logs, telemetry
 from authsvc.domain import validate
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity import enrolment, login
@@ -50,7 +51,9 @@ def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
             if request is None:  # did not parse: see registry.py
                 raise InvalidArgument("malformed request")
             response = await fn(self, request, context)
-            self._metrics.observe(name, "OK", time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._metrics.observe(name, "OK", elapsed)
+            logs.rpc_done(name, "OK", elapsed, context.peer(), telemetry.current_trace_id())
             return response
         except AuthError as exc:
             error: AuthError | None = exc
@@ -58,7 +61,9 @@ def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
             log.exception("unexpected error in %s", name)
             error = None
         code = status_of(error)[0].name if error is not None else "INTERNAL"
-        self._metrics.observe(name, code, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._metrics.observe(name, code, elapsed)
+        logs.rpc_done(name, code, elapsed, context.peer(), telemetry.current_trace_id())
         if error is not None:
             await abort_with(context, error)
         else:

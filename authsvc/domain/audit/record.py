@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -9,6 +10,10 @@ from authsvc.domain.models import CallInfo
 
 #: No field is longer: a peer or a detail is a short fact, never a payload.
 MAX_FIELD = 512
+
+#: The last event made in this task: each RPC runs in a task of its own, so
+#: its log line can name the subject and request id without asking again.
+last_event: ContextVar[AuditEvent | None] = ContextVar("authsvc_last_audit_event", default=None)
 
 
 class Outcome(StrEnum):
@@ -68,7 +73,7 @@ class AuditEvent:
             peer = peer or call.peer
             request_id = request_id or call.request_id
             trace_id = trace_id or call.trace_id
-        return cls(
+        made = cls(
             event=_cut(event),
             at_us=round(now * 1_000_000),
             outcome=_cut(outcome),
@@ -81,6 +86,8 @@ class AuditEvent:
             trace_id=_cut(trace_id),
             detail=_cut(detail),
         )
+        last_event.set(made)
+        return made
 
 
 def _cut(value: str) -> str:
