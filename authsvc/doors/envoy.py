@@ -25,6 +25,7 @@ from __future__ import annotations
 from urllib.parse import unquote_to_bytes
 
 from envoy.config.core.v3 import base_pb2
+from envoy.service.auth.v3 import attribute_context_pb2 as attrs
 from envoy.service.auth.v3 import external_auth_pb2 as ext
 from envoy.type.v3 import http_status_pb2
 from google.rpc import code_pb2, status_pb2
@@ -59,7 +60,7 @@ class Authorizer:
     @rpc
     async def Check(self, request: ext.CheckRequest, context: Context) -> ext.CheckResponse:
         requirements = route_requirements(request, self._settings.default_audience)
-        header = request.attributes.request.http.headers.get("authorization")
+        header = authorization(request.attributes.request.http)
         token = convert.bearer_token(header) if header is not None else None
         if not token:  # no credentials at all: a bare challenge (RFC 6750 section 3.1)
             return denied(401, realm(requirements))
@@ -71,6 +72,17 @@ class Authorizer:
             status = 403 if rejected.reason in _FORBIDDEN else 401
             return denied(status, challenge(rejected.reason, requirements))
         return allowed(claims, self._settings)
+
+
+def authorization(http: attrs.AttributeContext.HttpRequest) -> str | None:
+    """The Authorization header: in ``headers``, or in ``header_map`` when
+    Envoy is set to ``encode_raw_headers`` (names are lower case in both)."""
+    if "authorization" in http.headers:
+        return str(http.headers["authorization"])
+    for header in http.header_map.headers:
+        if header.key == "authorization":
+            return str(header.raw_value.decode("utf-8", "replace") or header.value)
+    return None
 
 
 def route_requirements(request: ext.CheckRequest, default_audience: str | None) -> Requirements:

@@ -88,6 +88,16 @@ async def test_a_client_token_has_no_session_header_and_a_smuggled_one_is_remove
     assert list(ok.headers_to_remove) == ["x-authsvc-session-id"]
 
 
+async def test_raw_headers_are_read_too(check, user_token):
+    """Envoy with ``encode_raw_headers: true`` sends header_map, not headers."""
+    raw = base_pb2.HeaderMap(
+        headers=[base_pb2.HeaderValue(key="authorization", raw_value=f"Bearer {user_token.access_token}".encode())]
+    )
+    checked = request()
+    checked.attributes.request.http.header_map.CopyFrom(raw)
+    assert (await check.Check(checked)).status.code == code_pb2.OK
+
+
 async def test_no_credentials_get_a_bare_challenge(check):
     for authorization in (None, "", "Basic dXNlcjpwYXNz", "Bearer", "Bearer   "):
         assert challenge(await check.Check(request(authorization))) == (401, 'Bearer realm="orders"'), authorization
