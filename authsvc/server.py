@@ -114,9 +114,10 @@ class App:
         self.servicer = AuthServicer(self.deps, self.metrics)
         add_to_server(self.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        if settings.reflection:  # off for locked-down deployments (AUTHSVC_REFLECTION=false)
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
         try:
             if settings.tls is None:
                 self.port = server.add_insecure_port(settings.listen)

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
+from authsvc.errors import BearerMalformed
 from authsvc_client import AccessClaims, Reason, pb
 
 _MAX_USER_AGENT = 256
@@ -53,11 +54,15 @@ def peer_certificate(context: Context) -> tuple[str, tuple[str, ...]]:
 
 
 def bearer(context: Context) -> str | None:
+    """The bearer token (RFC 6750 section 2.1), or None when there is no
+    ``authorization`` metadata; anything else there is refused as malformed."""
     value = _metadata(context, "authorization")
     if value is None:
         return None
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise BearerMalformed()
+    return token.strip()
 
 
 def token_pair(pair: TokenPair) -> pb.TokenPair:
