@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from authsvc.config import ConfigError, Settings
+from authsvc.domain.audit import trail as audit_trail
 from authsvc.domain.clock import Clock, SystemClock
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity.passwords import Passwords
@@ -214,6 +215,8 @@ class App:
             await self._guarded(store.prune_revocations(now))
             await self._guarded(store.forget_grace_pairs(now - deps.policy.refresh_grace))
             await self._guarded(store.prune_expired(now))
+            if settings.audit_retention_days:
+                await self._guarded(audit_trail.prune(store, now, settings.audit_retention_days * 86400.0))
 
     async def maintain_keys(self) -> None:
         """Rotate if due, then load what the database says (also what the timer does)."""

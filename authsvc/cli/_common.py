@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,14 @@ def print_table(columns: Sequence[Column[Row]], rows: Iterable[Row]) -> None:
 
 def joined(values: Iterable[str]) -> str:
     return ",".join(values) or "-"
+
+
+def operator() -> str:
+    """The actor the audit trail names for a command run here."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"cli:uid={os.getuid()}"
 
 
 def read_password(stdin: bool) -> str:

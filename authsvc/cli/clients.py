@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from authsvc.cli._common import Column, Verbs, joined, print_table
+from authsvc.cli._common import Column, Verbs, joined, operator, print_table
 from authsvc.config import Settings
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.identity import credentials
@@ -30,6 +30,10 @@ async def _client_add(settings: Settings, store: PostgresStore, args: argparse.N
     except Conflict:
         print(f"error: client {args.name!r} (or its certificate) exists", file=sys.stderr)
         return 1
+    await store.audit(
+        "client_created", SystemClock().now(), outcome="ok", actor=operator(), subject=client_id,
+        client_id=client_id, detail=f"name={args.name} auth={'mtls' if mtls else 'secret'}",
+    )  # fmt: skip
     print(f"client_id:     {client_id}")
     if mtls:
         print(f"authenticates with its certificate: {args.tls_san_uri or args.tls_thumbprint}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from authsvc.cli._common import Column, Verbs, find_user, joined, print_table, read_password, when
+from authsvc.cli._common import Column, Verbs, find_user, joined, operator, print_table, read_password, when
 from authsvc.config import Settings
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.identity import accounts
@@ -31,6 +31,10 @@ async def _user_add(settings: Settings, store: PostgresStore, args: argparse.Nam
     except Conflict:
         print(f"error: user {args.name!r} exists", file=sys.stderr)
         return 1
+    await store.audit(
+        "user_created", SystemClock().now(), outcome="ok", actor=operator(), subject=user_id,
+        detail=f"name={args.name}",
+    )  # fmt: skip
     print(f"user {args.name} created, subject {user_id}")
     return 0
 
@@ -57,7 +61,8 @@ async def _user_passwd(settings: Settings, store: PostgresStore, args: argparse.
     passwords = Passwords(settings.argon2)
     try:
         count = await accounts.change_password(
-            store, passwords, SystemClock(), settings.policy, user_id, read_password(args.password_stdin)
+            store, passwords, SystemClock(), settings.policy, user_id, read_password(args.password_stdin),
+            actor=operator(),
         )
     finally:
         passwords.close()
@@ -69,7 +74,7 @@ async def _user_reset_mfa(settings: Settings, store: PostgresStore, args: argpar
     user_id = await find_user(store, args.name)
     if user_id is None:
         return 1
-    count = await accounts.reset_mfa(store, SystemClock(), settings.policy, user_id)
+    count = await accounts.reset_mfa(store, SystemClock(), settings.policy, user_id, actor=operator())
     print(f"MFA removed; {count} session(s) revoked")
     return 0
 
