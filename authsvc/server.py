@@ -8,13 +8,14 @@ import gc
 import logging
 import signal
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from authsvc import telemetry
 from authsvc.config import ConfigError, Settings
 from authsvc.domain.audit import trail as audit_trail
 from authsvc.domain.clock import Clock, SystemClock
@@ -69,9 +70,16 @@ class App:
     """One authsvc replica: a grpc.aio server over a Postgres store."""
 
     def __init__(
-        self, settings: Settings, database_url: str, clock: Clock | None = None, *, worker: int | None = None
+        self,
+        settings: Settings,
+        database_url: str,
+        clock: Clock | None = None,
+        *,
+        worker: int | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.settings = settings
+        self._tracer_provider = tracer_provider
         #: Index among the workers of one ``authsvc serve`` (see workers.py), or None.
         self.worker = worker
         self._dsn = database_url
@@ -110,8 +118,11 @@ class App:
         self.deps = Deps(store, self.clock, settings.policy, kek, self._passwords, live)
 
         limit = settings.max_message_bytes
+        # Tracing only when OTLP export is configured (or a test hands a provider).
+        tracing = self._tracer_provider is not None or telemetry.wanted()
         self._server = server = grpc.aio.server(
-            options=server_options(limit, shared_port=self.worker is not None)
+            options=server_options(limit, shared_port=self.worker is not None),
+            interceptors=telemetry.setup(self._tracer_provider) if tracing else None,
         )
         self.servicer = AuthServicer(self.deps, self.metrics)
         add_to_server(self.servicer, server)
