@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from authsvc import telemetry
 from authsvc.config import ConfigError, Settings
+from authsvc.domain import security
 from authsvc.domain.audit import trail as audit_trail
 from authsvc.domain.clock import Clock, SystemClock
 from authsvc.domain.deps import Deps
@@ -176,6 +177,20 @@ class App:
         self.metrics.gauge("authsvc_revocation_cursor", "Last revocation sequence applied.", lambda: live.low_water)
         self.metrics.gauge("authsvc_published_keys", "Keys in the JWKS.", lambda: len(live.keyring.kids))
         self.metrics.gauge("authsvc_up", "1 while the database is reachable.", lambda: float(self._healthy))
+        self.metrics.gauge(
+            "authsvc_revocation_lag_seconds", "Commit to apply, newest revocation this replica applied.",
+            lambda: live.revocation_lag,
+        )  # fmt: skip
+        self.metrics.gauge(
+            "authsvc_signing_key_age_seconds", "Age of the key signing now.",
+            lambda: max(0.0, self.clock.now() - live.keyring.active_since),
+        )  # fmt: skip
+        self.metrics.family(
+            "authsvc_security_events_total", "Failed logins, lockouts, refresh-token reuse.", "counter", "event",
+            lambda: security.COUNTS,
+        )  # fmt: skip
+        assert self._store is not None
+        self.metrics.family("authsvc_db_pool_connections", "Database pool.", "gauge", "state", self._store.pool_use)
 
         def healthz() -> tuple[int, str, str]:
             return (200, "text/plain", "ok\n") if self._healthy else (503, "text/plain", "unavailable\n")
