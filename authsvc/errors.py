@@ -76,3 +76,12 @@ class Conflict(AuthError):
 class StoreUnavailable(AuthError):
     code = Code.UNAVAILABLE
     default_message = "service unavailable, retry later"
+
+
+class StreamEnded(AuthError):
+    """The server ended a stream (shutdown, lost database, a reader too slow):
+    UNAVAILABLE, so that a client resumes elsewhere instead of taking the end
+    for "finished"."""
+
+    code = Code.UNAVAILABLE
+    default_message = "service unavailable, retry later"

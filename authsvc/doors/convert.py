@@ -100,6 +100,7 @@ _KINDS = {
     "jti": pb.RevocationEvent.KIND_JTI,
     "session": pb.RevocationEvent.KIND_SESSION,
     "subject": pb.RevocationEvent.KIND_SUBJECT,
+    "key": pb.RevocationEvent.KIND_KEY,
 }
 
 

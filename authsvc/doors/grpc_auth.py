@@ -7,7 +7,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from google.protobuf.message import DecodeError
 
@@ -19,6 +19,7 @@ from authsvc.domain.sessions import listing, refresh, revoke, watch
 from authsvc.doors import convert
 from authsvc.doors.convert import Context
 from authsvc.doors.grpc_status import abort_internal, abort_with, status_of
+from authsvc.doors.registry import OVERSIZE
 from authsvc.errors import AuthError, InvalidArgument
 from authsvc.metrics import Metrics
 from authsvc_client import MAX_TOKEN_LENGTH, Requirements, TokenRejected, pb
@@ -49,6 +50,8 @@ def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
         try:
             if request is None:  # did not parse: see registry.py
                 raise InvalidArgument("malformed request")
+            if request is OVERSIZE:
+                raise InvalidArgument("request is too large")
             response = await fn(self, request, context)
             self._metrics.observe(name, "OK", time.perf_counter() - started)
             return response
@@ -229,8 +232,10 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def WatchRevocations(
         self, request: pb.WatchRevocationsRequest, context: Context
     ) -> AsyncIterator[pb.RevocationEvent]:
-        if request is None:
-            await abort_with(context, InvalidArgument("malformed request"))
+        oversize = cast(object, request) is OVERSIZE  # see registry.py: what grpc hands over is not always a message
+        if request is None or oversize:
+            message = "request is too large" if oversize else "malformed request"
+            await abort_with(context, InvalidArgument(message))
             return
         try:
             async for entry, resume in watch.revocations(self._deps, request.cursor):
