@@ -71,7 +71,9 @@ def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
     return wrapper
 
 
-def _requirements(audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int) -> Requirements:
+def _requirements(
+    audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int, require_encrypted: bool
+) -> Requirements:
     """Verify's requirements, checked as any input is (a pure function of them)."""
     if not audience:
         raise InvalidArgument("audience is required")
@@ -82,7 +84,7 @@ def _requirements(audience: str, scopes: tuple[str, ...], thumbprint: str, max_a
         raise InvalidArgument("cert_thumbprint is too long")
     if max_age < 0:
         raise InvalidArgument("max_auth_age_seconds must not be negative")
-    return Requirements(audience, scopes, thumbprint, max_age)
+    return Requirements(audience, scopes, thumbprint, max_age, require_encrypted)
 
 
 class _SeenRequest:
@@ -97,7 +99,7 @@ class _SeenRequest:
 
 
 def _read_verify_request(
-    data: bytes, checked: dict[tuple[str, tuple[str, ...], str, int], Requirements]
+    data: bytes, checked: dict[tuple[str, tuple[str, ...], str, int, bool], Requirements]
 ) -> _SeenRequest:
     """Parse and check a Verify request; ``checked`` keeps requirements
     already checked (callers ask for the same few over and over)."""
@@ -110,7 +112,10 @@ def _read_verify_request(
         raise InvalidArgument("token is required")
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidArgument("token is too long")
-    asked = (request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds)
+    asked = (
+        request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds,
+        request.require_encrypted,
+    )  # fmt: skip
     requirements = checked.get(asked)
     if requirements is None:  # checked once per distinct set of requirements
         requirements = _requirements(*asked)
@@ -127,7 +132,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         self._verify_requests: OrderedDict[bytes, _SeenRequest] = OrderedDict()
         # Verify's (audience, scopes, thumbprint, max age) -> checked Requirements:
         # callers ask for the same few over and over.
-        self._requirements: dict[tuple[str, tuple[str, ...], str, int], Requirements] = {}
+        self._requirements: dict[tuple[str, tuple[str, ...], str, int, bool], Requirements] = {}
 
     @rpc
     async def Issue(self, request: pb.IssueRequest, context: Context) -> pb.IssueResponse:

@@ -112,8 +112,11 @@ def _time(claims: Mapping[str, Any], name: str, required: bool = True) -> int:
     value = claims.get(name)
     if value is None and not required:
         return 0
-    # bool is an int in Python; a NumericDate is never true or false.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # bool is an int in Python; a NumericDate is never true or false. An int
+    # is range-checked as it is: math.isfinite(10**400) raises OverflowError.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _reject(Reason.MALFORMED)
+    if isinstance(value, float) and not math.isfinite(value):
         raise _reject(Reason.MALFORMED)
     seconds = int(value)  # fractions are allowed (RFC 7519 section 2) and dropped
     if not 0 <= seconds <= MAX_NUMERIC_DATE:

@@ -322,6 +322,7 @@ class VerifyRequest(_message.Message):
     REQUIRED_SCOPE_FIELD_NUMBER: _builtins.int
     CERT_THUMBPRINT_FIELD_NUMBER: _builtins.int
     MAX_AUTH_AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    REQUIRE_ENCRYPTED_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     """the access token; at most 8 KiB"""
     audience: _builtins.str
@@ -332,6 +333,10 @@ class VerifyRequest(_message.Message):
     """
     max_auth_age_seconds: _builtins.int
     """0: no limit; else auth_time must be this recent"""
+    require_encrypted: _builtins.bool
+    """Refuse a bare signed token (NOT_ENCRYPTED): only a nested JWT is accepted.
+    An audience (or the deployment) can require this of every caller.
+    """
     @_builtins.property
     def required_scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """every one must be granted"""
@@ -344,10 +349,11 @@ class VerifyRequest(_message.Message):
         required_scope: _abc.Iterable[_builtins.str] | None = ...,
         cert_thumbprint: _builtins.str = ...,
         max_auth_age_seconds: _builtins.int = ...,
+        require_encrypted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "cert_thumbprint", b"cert_thumbprint", "max_auth_age_seconds", b"max_auth_age_seconds", "required_scope", b"required_scope", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "cert_thumbprint", b"cert_thumbprint", "max_auth_age_seconds", b"max_auth_age_seconds", "require_encrypted", b"require_encrypted", "required_scope", b"required_scope", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
