@@ -22,6 +22,7 @@ from authsvc.server import App
 from authsvc_client import KeySet, Reason, Requirements, TokenRejected, pb, verify_access_token
 from authsvc_client import grpc as pb_grpc
 
+from ..conftest import unique
 from ..support import FakeClock
 from .helpers import add_client
 
@@ -206,10 +207,11 @@ async def test_a_deployment_can_require_encrypted_tokens(settings, database_url,
         grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch,
     ):
         stub = pb_grpc.AuthServiceStub(ch)
-        client = await add_client(store, clock, audiences=("ledger",))
-        opaque = await issue(stub, client, "ledger")
-        assert (await stub.Verify(pb.VerifyRequest(token=opaque, audience="ledger"))).active
-        resp = await stub.Verify(pb.VerifyRequest(token=bare_token(app, "ledger"), audience="ledger"))
+        audience = unique("opaque-only")  # no registered key: tokens are encrypted to authsvc's own
+        client = await add_client(store, clock, audiences=(audience,))
+        opaque = await issue(stub, client, audience)
+        assert (await stub.Verify(pb.VerifyRequest(token=opaque, audience=audience))).active
+        resp = await stub.Verify(pb.VerifyRequest(token=bare_token(app, audience), audience=audience))
         assert resp.reason == R.INACTIVE_REASON_NOT_ENCRYPTED
 
 
