@@ -102,6 +102,10 @@ class Settings:
     use_notify: bool = True
     allow_dev_kek: bool = False
     log_level: str = "INFO"
+    #: "text" (one readable line) or "json" (one JSON object a line, for log pipelines).
+    log_format: str = "text"
+    #: Audit rows older than this are pruned (the chain keeps a checkpoint); 0 keeps them all.
+    audit_retention_days: int = 365
     #: Replicas in this process group, each its own process on the same port
     #: (SO_REUSEPORT): one event loop tops out at about one core.
     workers: int = 1
@@ -181,6 +185,8 @@ class Settings:
             key_reload_interval=float(policy.key_reload_interval),
             use_notify=not reader.flag("AUTHSVC_NO_NOTIFY"),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            log_format=reader.choice("AUTHSVC_LOG_FORMAT", "text", ("text", "json")),
+            audit_retention_days=reader.integer("AUTHSVC_AUDIT_RETENTION_DAYS", 365, 0, 100 * 366),
             workers=reader.integer("AUTHSVC_WORKERS", 1, 1, 64, COUNT),
             envoy=reader.envoy(),
             reflection=reader.flag("AUTHSVC_REFLECTION", default=True),
