@@ -12,7 +12,7 @@ import asyncpg
 
 from authsvc.errors import StoreUnavailable
 from authsvc.store._accounts import AccountsMixin
-from authsvc.store._base import _UNAVAILABLE, KEYS_CHANNEL, NOTIFY_CHANNEL, translated
+from authsvc.store._base import KEYS_CHANNEL, NOTIFY_CHANNEL, connect_options, is_unavailable, translated
 from authsvc.store._guard import GuardMixin
 from authsvc.store._keys import KeysMixin
 from authsvc.store._mfa import MfaMixin
@@ -31,12 +31,24 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 class PostgresStore(AccountsMixin, KeysMixin, SessionsMixin, MfaMixin, GuardMixin):
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 16) -> PostgresStore:
+    async def connect(
+        cls, dsn: str, *, min_size: int = 2, max_size: int = 16, transaction_pooling: bool = False
+    ) -> PostgresStore:
+        """A pool on ``dsn``, which may list several hosts (a Patroni cluster):
+        each new connection goes to whichever is the primary then (see
+        ``connect_options``). ``transaction_pooling``: the URL reaches
+        PgBouncer in transaction mode, where a server connection is ours for
+        one transaction only, so no prepared statement may outlive it."""
+        options = connect_options(dsn)
+        if transaction_pooling:
+            options["statement_cache_size"] = 0
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, command_timeout=10, reset=_keep_session
+                dsn, min_size=min_size, max_size=max_size, command_timeout=10, reset=_keep_session, **options
             )
-        except _UNAVAILABLE as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             raise StoreUnavailable() from exc
         return cls(pool)
 

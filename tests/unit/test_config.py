@@ -340,3 +340,29 @@ def test_workers_ports_must_not_collide(listen: str, http: str) -> None:
     assert str(config_error(env)).split(":")[0] in ("AUTHSVC_WORKERS", "AUTHSVC_HTTP_LISTEN")
     ok = {"AUTHSVC_WORKERS": "2", "AUTHSVC_LISTEN": "127.0.0.1:50051", "AUTHSVC_HTTP_LISTEN": "127.0.0.1:50052"}
     assert Settings.from_env(ok).http_listen == "127.0.0.1:50052"
+
+
+# --- pooling and HA --------------------------------------------------------------------
+
+
+def test_pooling_defaults_to_sessions_with_listen_on_the_database_url() -> None:
+    s = Settings.from_env({})
+    assert (s.database_pooling, s.listen_database_url, s.verify_max_staleness) == ("session", None, 10.0)
+    assert s.notify_url("postgresql://db/x") == "postgresql://db/x"
+
+
+def test_transaction_pooling_listens_only_over_a_direct_url() -> None:
+    pooled = Settings.from_env({"AUTHSVC_DATABASE_POOLING": "transaction"})
+    assert pooled.notify_url("postgresql://bouncer/x") is None  # the reconcile alone
+    direct = Settings.from_env(
+        {"AUTHSVC_DATABASE_POOLING": "transaction", "AUTHSVC_LISTEN_DATABASE_URL": "postgresql://db/x"}
+    )
+    assert direct.notify_url("postgresql://bouncer/x") == "postgresql://db/x"
+    assert Settings.from_env({"AUTHSVC_NO_NOTIFY": "true"}).notify_url("postgresql://db/x") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("AUTHSVC_DATABASE_POOLING", "statement"), ("AUTHSVC_VERIFY_MAX_STALENESS", "-1")]
+)
+def test_bad_pooling_settings_name_their_variable(name: str, value: str) -> None:
+    assert name in str(config_error({name: value}))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from authsvc.domain.clock import Clock
 from authsvc.domain.models import Revocation
@@ -43,9 +45,14 @@ class LiveState:
         # token -> claims whose signature checked out, oldest first
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
         self.verified_cache_size = VERIFIED_CACHE_SIZE
-        #: False while the revocation log cannot be read: revocations made on
-        #: other replicas would go unseen, so Verify fails closed.
-        self.current = True
+        #: Verify answers from memory for this many seconds after the
+        #: revocation log was last read (a failover's window, an outage);
+        #: past it, revocations made elsewhere could go unseen, so it fails
+        #: closed. Real elapsed time, not the token clock: a liveness bound.
+        self.max_staleness = 10.0
+        #: The monotonic clock that bound is measured on (tests replace it).
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._read_at = self.monotonic()
 
     @classmethod
     async def load(cls, store: Store, kek: Kek, policy: Policy, clock: Clock) -> LiveState:
@@ -61,6 +68,7 @@ class LiveState:
         Reads in batches, so a replica starting on a long log never holds it
         all at once."""
         now = self._clock.now()
+        started = self.monotonic()
         count = 0
         while True:
             cursor = self.revocations.cursor
@@ -71,6 +79,7 @@ class LiveState:
             if sum(e.seq > cursor for e in entries) < SYNC_BATCH:
                 break
         self.revocations.prune(now)
+        self._read_at = started  # everything revoked before then is in memory
         if count:
             log.debug("applied %d revocations (cursor %d)", count, self.revocations.cursor)
         return count
@@ -87,6 +96,11 @@ class LiveState:
                     queue.get_nowait()
                     queue.put_nowait(None)
                     break
+
+    @property
+    def current(self) -> bool:
+        """Whether the revocation set is recent enough to answer Verify from."""
+        return self.monotonic() - self._read_at <= self.max_staleness
 
     @property
     def low_water(self) -> int:
@@ -125,7 +139,7 @@ class LiveState:
         the moment and the caller (time, audience, scopes, binding, auth age,
         revocation) run on every call all the same."""
         if not self.current:
-            raise StoreUnavailable()
+            raise StoreUnavailable()  # fail closed: we cannot vouch for revocations
         claims = self._verified.get(token)
         if claims is None:
             # Without raw: Verify answers with the registered claims only, and
