@@ -10,6 +10,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -42,7 +43,7 @@ def bouncer(own_db: str, tmp_path: Path) -> Iterator[str]:
         yield through(own_db, port)
 
 
-def pooled(settings: Settings, **changes: object) -> Settings:
+def pooled(settings: Settings, **changes: Any) -> Settings:
     return dataclasses.replace(settings, database_pooling="transaction", **changes)
 
 
