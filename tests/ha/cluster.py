@@ -288,9 +288,12 @@ class Cluster:
         """Run patronictl against this cluster; its output."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "VIRTUAL_ENV", "PYTHON"))}
         env["HOME"] = str(self.base)
+        # As ourselves: patronictl only talks to etcd and the REST API. (A
+        # user switch would also rule out vfork, and forking a process full
+        # of gRPC threads has crashed the child.)
         done = subprocess.run(
             [PATRONICTL, "-c", str(self.nodes[0].config), *args],
-            capture_output=True, text=True, timeout=120, check=False, env=env, **self._run_as,
+            capture_output=True, text=True, timeout=120, check=False, env=env,
         )  # fmt: skip
         assert done.returncode == 0, f"patronictl {' '.join(args)}: {done.stdout}{done.stderr}"
         return done.stdout
