@@ -53,6 +53,7 @@ class LiveState:
         #: The monotonic clock that bound is measured on (tests replace it).
         self.monotonic: Callable[[], float] = time.monotonic
         self._read_at = self.monotonic()
+        self._held_stale = False
 
     @classmethod
     async def load(cls, store: Store, kek: Kek, policy: Policy, clock: Clock) -> LiveState:
@@ -100,7 +101,13 @@ class LiveState:
     @property
     def current(self) -> bool:
         """Whether the revocation set is recent enough to answer Verify from."""
-        return self.monotonic() - self._read_at <= self.max_staleness
+        return not self._held_stale and self.monotonic() - self._read_at <= self.max_staleness
+
+    @current.setter
+    def current(self, value: bool) -> None:
+        """``False`` holds the state stale whatever the reads do (until set
+        ``True`` again): fail closed on purpose, as tests of it do."""
+        self._held_stale = not value
 
     @property
     def low_water(self) -> int:
