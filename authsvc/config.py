@@ -111,6 +111,10 @@ class Settings:
     verify_max_staleness: float = 10.0
     allow_dev_kek: bool = False
     log_level: str = "INFO"
+    #: "text" (one readable line) or "json" (one JSON object a line, for log pipelines).
+    log_format: str = "text"
+    #: Audit rows older than this are pruned (the chain keeps a checkpoint); 0 keeps them all.
+    audit_retention_days: int = 365
     #: Replicas in this process group, each its own process on the same port
     #: (SO_REUSEPORT): one event loop tops out at about one core.
     workers: int = 1
@@ -190,6 +194,8 @@ class Settings:
             listen_database_url=env.get("AUTHSVC_LISTEN_DATABASE_URL") or None,
             verify_max_staleness=float(reader.integer("AUTHSVC_VERIFY_MAX_STALENESS", 10, 0, 300)),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            log_format=reader.choice("AUTHSVC_LOG_FORMAT", "text", ("text", "json")),
+            audit_retention_days=reader.integer("AUTHSVC_AUDIT_RETENTION_DAYS", 365, 0, 100 * 366),
             workers=reader.integer("AUTHSVC_WORKERS", 1, 1, 64, COUNT),
             envoy=reader.envoy(),
             reflection=reader.flag("AUTHSVC_REFLECTION", default=True),

@@ -13,6 +13,8 @@ class CallInfo:
     user_agent: str = ""
     cert_thumbprint: str = ""  # base64url SHA-256 of the client certificate, when mTLS
     cert_san_uris: tuple[str, ...] = ()  # URI SANs of that certificate (SPIFFE IDs)
+    request_id: str = ""  # the caller's x-request-id, else one made for this call: ties logs to audit rows
+    trace_id: str = ""  # the OpenTelemetry trace id (32 hex digits) when tracing is on
 
 
 @dataclass(frozen=True, slots=True)

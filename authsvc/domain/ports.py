@@ -6,8 +6,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from authsvc.domain.audit.chain import ChainRow, Checkpoint
+from authsvc.domain.audit.query import AuditEntry, AuditFilter
+from authsvc.domain.audit.record import AuditEvent
 from authsvc.domain.identity.throttle import ThrottleState
 from authsvc.domain.models import (
+    CallInfo,
     Challenge,
     Client,
     RefreshTokenRecord,
@@ -40,6 +44,8 @@ class RotateDecision:
     grace_sealed: tuple[str, bytes] | None = None
     #: An audit event written in the same transaction ("" for none).
     audit: str = ""
+    #: The event in full (actor, outcome, request id, ...); wins over ``audit``.
+    audit_event: AuditEvent | None = None
 
 
 class Store(Protocol):
@@ -52,9 +58,7 @@ class Store(Protocol):
     async def user_by_id(self, user_id: str) -> User | None: ...
     async def list_users(self) -> list[User]: ...
     async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
-    async def change_password(
-        self, user_id: str, password_hash: str, now: float, revocation_expires: float
-    ) -> int: ...
+    async def change_password(self, user_id: str, password_hash: str, now: float, revocation_expires: float) -> int: ...
     async def reset_mfa(self, user_id: str, now: float, revocation_expires: float) -> int: ...
 
     async def create_client(
@@ -83,7 +87,11 @@ class Store(Protocol):
     async def revoke_signing_key(self, kid: str, now: float, replacement: StoredKey) -> bool: ...
 
     async def create_session(
-        self, session: Session, token: RefreshTokenRecord, audit: str = "", reset_throttles: Sequence[str] = ()
+        self,
+        session: Session,
+        token: RefreshTokenRecord,
+        audit: str | AuditEvent = "",
+        reset_throttles: Sequence[str] = (),
     ) -> bool: ...
     async def session(self, session_id: str) -> Session | None: ...
     async def sessions_of(self, subject: str, include_revoked: bool) -> list[Session]: ...
@@ -92,9 +100,13 @@ class Store(Protocol):
         self, token_id: str, decide: Callable[[RefreshTokenRecord, Session], RotateDecision]
     ) -> RotateDecision | None: ...
 
-    async def revoke_session(self, session_id: str, now: float, expires_at: float) -> bool: ...
-    async def revoke_subject(self, subject: str, now: float, expires_at: float) -> int: ...
-    async def revoke_jti(self, jti: str, now: float, expires_at: float) -> None: ...
+    async def revoke_session(
+        self, session_id: str, now: float, expires_at: float, *, audit: AuditEvent | None = None
+    ) -> bool: ...
+    async def revoke_subject(
+        self, subject: str, now: float, expires_at: float, *, audit: AuditEvent | None = None
+    ) -> int: ...
+    async def revoke_jti(self, jti: str, now: float, expires_at: float, *, audit: AuditEvent | None = None) -> None: ...
     async def revocations_after(
         self, cursor: int, gaps: Sequence[int], now: float, limit: int = 5_000
     ) -> list[Revocation]: ...
@@ -103,9 +115,7 @@ class Store(Protocol):
 
     async def totp(self, user_id: str) -> TotpEnrolment | None: ...
     async def start_totp(self, user_id: str, kek_id: str, sealed: bytes, now: float) -> bool: ...
-    async def confirm_totp(
-        self, user_id: str, step: int, recovery_hashes: Sequence[bytes], now: float
-    ) -> bool: ...
+    async def confirm_totp(self, user_id: str, step: int, recovery_hashes: Sequence[bytes], now: float) -> bool: ...
     async def create_challenge(self, challenge: Challenge, now: float) -> None: ...
     async def attempt_challenge(self, id_hash: bytes, now: float, max_attempts: int) -> Challenge | None: ...
     async def complete_challenge(
@@ -132,5 +142,23 @@ class Store(Protocol):
     async def reseal_all(self, reseal: Callable[[str, str, str, bytes], tuple[str, bytes]]) -> dict[str, int]: ...
 
     async def audit(
-        self, event: str, now: float, *, subject: str = "", session_id: str = "", peer: str = "", detail: str = ""
+        self,
+        event: str | AuditEvent,
+        now: float = 0.0,
+        *,
+        subject: str = "",
+        session_id: str = "",
+        peer: str = "",
+        detail: str = "",
+        actor: str = "",
+        client_id: str = "",
+        outcome: str = "",
+        call: CallInfo | None = None,
     ) -> None: ...
+    async def audit_page(
+        self, filters: AuditFilter, after_seq: int | None, limit: int, newest_first: bool
+    ) -> list[AuditEntry]: ...
+    async def scan_audit_chain(
+        self, start: Callable[[Checkpoint, Checkpoint], Callable[[ChainRow], None]], page: int = 2000
+    ) -> None: ...
+    async def prune_audit(self, before: float) -> int: ...
