@@ -155,6 +155,7 @@ class Settings:
             reauth_age=reader.integer("AUTHSVC_REAUTH_AGE", 24 * 3600, 60, 365 * 24 * 3600, SECONDS),
             refresh_grace=reader.integer("AUTHSVC_REFRESH_GRACE", 0, 0, 60, SECONDS),
             encrypt_tokens=reader.flag("AUTHSVC_ENCRYPT_TOKENS"),
+            require_encrypted=reader.flag("AUTHSVC_REQUIRE_ENCRYPTED"),
             bind_to_cert=not reader.flag("AUTHSVC_NO_CERT_BINDING"),
             key_rotation_interval=reader.integer(
                 "AUTHSVC_KEY_ROTATION_INTERVAL", 30 * 24 * 3600, 0, 10 * 366 * 86400, SECONDS
@@ -174,6 +175,8 @@ class Settings:
                 3600.0,
             ),
         )
+        if policy.require_encrypted and not policy.encrypt_tokens:
+            raise ConfigError("AUTHSVC_REQUIRE_ENCRYPTED=true needs AUTHSVC_ENCRYPT_TOKENS=true (else no token passes)")
         settings = cls(
             listen=reader.listen("AUTHSVC_LISTEN", "127.0.0.1:50051"),
             database_url=reader.secret("AUTHSVC_DATABASE_URL", mask=mask_url),

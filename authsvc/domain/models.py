@@ -72,6 +72,8 @@ class RefreshTokenRecord:
     replaced_by: str | None = None
     grace_kek_id: str | None = None
     grace_sealed: bytes | None = None
+    #: When the token that replaced this one was itself spent (None: unspent).
+    successor_used_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,7 @@ class StoredKey:
 @dataclass(frozen=True, slots=True)
 class Revocation:
     seq: int
-    kind: str  # jti | session | subject
+    kind: str  # jti | session | subject | key
     value: str
     revoked_at: float
     expires_at: float

@@ -94,7 +94,9 @@ def bearer_token(value: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def requirements(audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int) -> Requirements:
+def requirements(
+    audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int, require_encrypted: bool = False
+) -> Requirements:
     """What a caller requires of a token, checked as any input is: Verify's
     fields and a Check's route settings alike."""
     if not audience:
@@ -106,7 +108,10 @@ def requirements(audience: str, scopes: tuple[str, ...], thumbprint: str, max_ag
         raise InvalidArgument("cert_thumbprint is too long")
     if max_age < 0:
         raise InvalidArgument("max_auth_age_seconds must not be negative")
-    return Requirements(audience=audience, scopes=scopes, cert_thumbprint=thumbprint, max_auth_age=max_age)
+    return Requirements(
+        audience=audience, scopes=scopes, cert_thumbprint=thumbprint, max_auth_age=max_age,
+        require_encrypted=require_encrypted,
+    )  # fmt: skip
 
 
 def token_pair(pair: TokenPair) -> pb.TokenPair:
@@ -149,6 +154,7 @@ _KINDS = {
     "jti": pb.RevocationEvent.KIND_JTI,
     "session": pb.RevocationEvent.KIND_SESSION,
     "subject": pb.RevocationEvent.KIND_SUBJECT,
+    "key": pb.RevocationEvent.KIND_KEY,
 }
 
 

@@ -13,6 +13,7 @@ import grpc
 
 from authsvc import logs, telemetry
 from authsvc.doors.convert import Context
+from authsvc.doors.registry import OVERSIZE
 from authsvc.errors import AuthError, Code, InvalidArgument, Throttled
 from authsvc.metrics import Metrics
 
@@ -82,6 +83,8 @@ def rpc(fn: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
         try:
             if request is None:  # did not parse: see registry.py
                 raise InvalidArgument("malformed request")
+            if request is OVERSIZE:
+                raise InvalidArgument("request is too large")
             response = await fn(self, request, context)
             elapsed = time.perf_counter() - started
             self._metrics.observe(name, "OK", elapsed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from authsvc.domain.audit.record import AuditEvent
@@ -82,7 +83,8 @@ class SessionsMixin(Base):
             if row is None:
                 return None
             session = cv.session(row["s"])
-            decision = decide(cv.refresh_token(row["t"]), session)
+            record = replace(cv.refresh_token(row["t"]), successor_used_at=cv.epoch(row["successor_used_at"]))
+            decision = decide(record, session)
             sid = uuid.UUID(session.id)
             event = decision.audit_event
             if event is None and decision.audit:
@@ -173,8 +175,11 @@ _LIVE_OWNER = """
 
 # Both rows locked at once: a join with FOR UPDATE locks the token and its
 # session; they come back as composite values, so their columns do not clash.
+# The successor's used_at is read under the session's row lock, which every
+# rotation of the session takes: it cannot change until this one commits.
 _SELECT_FOR_ROTATION = (
-    "SELECT t, s FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.id = $1 FOR UPDATE"
+    "SELECT t, s, n.used_at AS successor_used_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id"
+    " LEFT JOIN refresh_tokens n ON n.id = t.replaced_by WHERE t.id = $1 FOR UPDATE OF t, s"
 )
 
 # One statement: spend the old token, record the refresh on the session, audit

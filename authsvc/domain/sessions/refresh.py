@@ -62,8 +62,17 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
             # wrong connection. Refused, but not reuse: the holder lives on.
             return RotateDecision(now, "rejected", reason="certificate")
         if record.used_at is not None:
-            if policy.refresh_grace > 0 and now - record.used_at <= policy.refresh_grace and record.grace_sealed:
+            if (
+                policy.refresh_grace > 0
+                and now - record.used_at <= policy.refresh_grace
+                and record.grace_sealed
+                and record.successor_used_at is None
+            ):
                 # The client lost our answer and retried: the same pair again.
+                # Only while that pair is unspent: once its refresh token was
+                # used, the answer was not lost, and a copy of the old token
+                # is a thief's (else each hop's window would let it walk the
+                # chain to the live pair).
                 out.append(_open_pair(deps, record))
                 return RotateDecision(
                     now, "replayed", session=session, peer=call.peer,
