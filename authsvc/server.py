@@ -21,6 +21,7 @@ from authsvc.domain.deps import Deps
 from authsvc.domain.identity.passwords import Passwords
 from authsvc.domain.tokens import key_rotation
 from authsvc.domain.tokens.live import LiveState
+from authsvc.doors import grpc_admin
 from authsvc.doors.grpc_auth import AuthServicer
 from authsvc.doors.http import Route, SidePort
 from authsvc.doors.registry import add_to_server
@@ -113,9 +114,10 @@ class App:
         )
         self.servicer = AuthServicer(self.deps, self.metrics)
         add_to_server(self.servicer, server)
+        add_to_server(grpc_admin.AdminServicer(self.deps, self.metrics), server, grpc_admin.SERVICE)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (SERVICE_NAME, grpc_admin.SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         try:
             if settings.tls is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from authsvc.store.postgres import PostgresStore
 
 Verbs = Any  # argparse's _SubParsersAction, which typeshed keeps private
+
+#: Who the audit log says acted, for changes made with the CLI (on the database).
+OPERATOR = f"operator:{os.environ.get('USER') or 'unknown'}"
 
 
 def read_password(stdin: bool) -> str:

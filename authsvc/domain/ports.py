@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from authsvc.domain.admin.ports import AdminStore
 from authsvc.domain.identity.throttle import ThrottleState
 from authsvc.domain.models import (
     Challenge,
@@ -42,7 +43,7 @@ class RotateDecision:
     audit: str = ""
 
 
-class Store(Protocol):
+class Store(AdminStore, Protocol):
     async def ping(self) -> None: ...
 
     async def create_user(
@@ -89,7 +90,7 @@ class Store(Protocol):
     async def sessions_of(self, subject: str, include_revoked: bool) -> list[Session]: ...
     async def refresh_token(self, token_id: str) -> tuple[RefreshTokenRecord, Session] | None: ...
     async def rotate_refresh(
-        self, token_id: str, decide: Callable[[RefreshTokenRecord, Session], RotateDecision]
+        self, token_id: str, decide: Callable[[RefreshTokenRecord, Session, bool], RotateDecision]
     ) -> RotateDecision | None: ...
 
     async def revoke_session(self, session_id: str, now: float, expires_at: float) -> bool: ...

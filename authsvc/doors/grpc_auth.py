@@ -7,7 +7,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from google.protobuf.message import DecodeError
 
@@ -33,18 +33,25 @@ VERIFY_REQUEST_CACHE_SIZE = 4096
 VERIFY_REQUEST_CACHE_MAX_BYTES = 4096
 REQUIREMENTS_CACHE_SIZE = 256
 
+class Servicer(Protocol):
+    """What ``rpc`` needs of a servicer (AuthService's, AdminService's)."""
+
+    _metrics: Metrics
+
+
+S = TypeVar("S", bound=Servicer)
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
-Handler = Callable[["AuthServicer", Req, Context], Awaitable[Resp]]
+Handler = Callable[[S, Req, Context], Awaitable[Resp]]
 
 
-def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
+def rpc(fn: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
     """Map AuthError to its status, anything else to a bare INTERNAL."""
 
     name = fn.__name__
 
     @functools.wraps(fn)
-    async def wrapper(self: AuthServicer, request: Req, context: Context) -> Resp:
+    async def wrapper(self: S, request: Req, context: Context) -> Resp:
         started = time.perf_counter()
         try:
             if request is None:  # did not parse: see registry.py

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf import message_factory
 from google.protobuf.message import DecodeError
 
 from authsvc_client import pb
@@ -48,11 +49,13 @@ def _serializer(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
 RAW_REQUESTS = frozenset({"Verify"})
 
 
-def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
+def add_to_server(servicer: object, server: grpc.aio.Server, service: Any = SERVICE) -> None:
+    """Register ``servicer`` for ``service`` (a ServiceDescriptor; AuthService
+    unless told), whose message classes are looked up by their full names."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-    for method in SERVICE.methods:
-        request_cls = getattr(pb, method.input_type.name)
-        response_cls = getattr(pb, method.output_type.name)
+    for method in service.methods:
+        request_cls = _message_class(method.input_type)
+        response_cls = _message_class(method.output_type)
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
         raw = method.name in RAW_REQUESTS
         handlers[method.name] = make(
@@ -60,4 +63,8 @@ def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
             request_deserializer=None if raw else _lenient(request_cls.FromString),
             response_serializer=_serializer(response_cls.SerializeToString),
         )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+
+
+def _message_class(descriptor: Any) -> Any:
+    return message_factory.GetMessageClass(descriptor)

@@ -12,6 +12,7 @@ import asyncpg
 
 from authsvc.errors import StoreUnavailable
 from authsvc.store._accounts import AccountsMixin
+from authsvc.store._admin import AdminMixin
 from authsvc.store._base import _UNAVAILABLE, KEYS_CHANNEL, NOTIFY_CHANNEL, translated
 from authsvc.store._guard import GuardMixin
 from authsvc.store._keys import KeysMixin
@@ -29,7 +30,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     refresh's round trips, measured +6-17% Refresh per second."""
 
 
-class PostgresStore(AccountsMixin, KeysMixin, SessionsMixin, MfaMixin, GuardMixin):
+class PostgresStore(AdminMixin, AccountsMixin, KeysMixin, SessionsMixin, MfaMixin, GuardMixin):
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 16) -> PostgresStore:
         try:

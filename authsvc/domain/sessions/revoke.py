@@ -8,7 +8,7 @@ from authsvc.domain import validate
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity import credentials
 from authsvc.domain.identity.bearer import authenticate
-from authsvc.domain.models import CallInfo
+from authsvc.domain.models import CallInfo, Session
 from authsvc.errors import InvalidArgument, PermissionDenied
 from authsvc_client import TokenRejected
 from authsvc_client._verify import read_access_token
@@ -47,25 +47,37 @@ async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:
     return int(revoked)
 
 
-async def revoke_session(deps: Deps, session_id: str, bearer: str | None, call: CallInfo) -> int:
+def session_uuid(session_id: str) -> str:
     validate.text(session_id, "session_id")
     try:
-        sid = str(uuid.UUID(session_id))
+        return str(uuid.UUID(session_id))
     except ValueError as exc:
         raise InvalidArgument("session_id is malformed") from exc
+
+
+async def revoke_session(deps: Deps, session_id: str, bearer: str | None, call: CallInfo) -> int:
+    sid = session_uuid(session_id)
     caller = authenticate(deps, bearer, call)
     admin = deps.policy.admin_scope in caller.scope
     session = await deps.store.session(sid)
     if not admin and (session is None or session.subject != caller.sub):
         # The same answer for someone else's session and for none at all.
         raise PermissionDenied()
+    return await end_session(deps, session, call)
+
+
+async def end_session(deps: Deps, session: Session | None, call: CallInfo, actor: str = "") -> int:
+    """Revoke ``session`` (its caller is authorized); ``actor`` for the record."""
     if session is None:
         return 0
     now = deps.clock.now()
-    revoked = await deps.store.revoke_session(sid, now, now + deps.policy.revocation_ttl)
+    revoked = await deps.store.revoke_session(session.id, now, now + deps.policy.revocation_ttl)
     await deps.live.sync_revocations(deps.store)
     if revoked:
-        await deps.store.audit("revoke_session", now, subject=session.subject, session_id=sid, peer=call.peer)
+        await deps.store.audit(
+            "revoke_session", now, subject=session.subject, session_id=session.id, peer=call.peer,
+            detail=f"actor={actor}" if actor else "",
+        )  # fmt: skip
     return int(revoked)
 
 
@@ -74,8 +86,14 @@ async def revoke_subject(deps: Deps, subject: str, bearer: str | None, call: Cal
     caller = authenticate(deps, bearer, call)
     if caller.sub != subject and deps.policy.admin_scope not in caller.scope:
         raise PermissionDenied()
+    return await end_subject(deps, subject, call)
+
+
+async def end_subject(deps: Deps, subject: str, call: CallInfo, actor: str = "") -> int:
+    """Revoke every session and token of ``subject`` (its caller is authorized)."""
     now = deps.clock.now()
     count = await deps.store.revoke_subject(subject, now, now + deps.policy.revocation_ttl)
     await deps.live.sync_revocations(deps.store)
-    await deps.store.audit("revoke_subject", now, subject=subject, peer=call.peer, detail=f"sessions={count}")
+    detail = f"actor={actor} sessions={count}" if actor else f"sessions={count}"
+    await deps.store.audit("revoke_subject", now, subject=subject, peer=call.peer, detail=detail)
     return count
