@@ -12,11 +12,12 @@ from authsvc.domain.models import CallInfo
 from authsvc.doors import admin_convert as ac
 from authsvc.doors import convert
 from authsvc.doors.convert import Context
-from authsvc.doors.grpc_auth import rpc
+from authsvc.doors.grpc_status import rpc
 from authsvc.metrics import Metrics
 from authsvc_client import admin_grpc, admin_pb, pb
 
 SERVICE = admin_pb.DESCRIPTOR.services_by_name["AdminService"]
+MESSAGES = admin_pb
 
 
 def _caller(context: Context) -> tuple[str | None, CallInfo]:

@@ -1,4 +1,5 @@
-"""Registering AuthService with deserializers that never leak.
+"""Registering the gRPC doors (AuthService, AdminService, Envoy's Authorization) with
+deserializers that never leak.
 
 The generated ``add_AuthServiceServicer_to_server`` lets a protobuf
 DecodeError escape from deserialization, which grpc turns into UNKNOWN with
@@ -13,11 +14,13 @@ request seen lately is not parsed again (see grpc_auth.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from types import ModuleType
 from typing import Any
 
 import grpc
 from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError
 
 from authsvc_client import pb
@@ -49,15 +52,25 @@ def _serializer(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
 RAW_REQUESTS = frozenset({"Verify"})
 
 
-def add_to_server(servicer: object, server: grpc.aio.Server, service: Any = SERVICE) -> None:
-    """Register ``servicer`` for ``service`` (a ServiceDescriptor; AuthService
-    unless told), whose message classes are looked up by their full names."""
+def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
+    """AuthService."""
+    add_service(servicer, server, SERVICE, pb, RAW_REQUESTS)
+
+
+def add_service(
+    servicer: object,
+    server: grpc.aio.Server,
+    service: ServiceDescriptor,
+    messages: ModuleType,
+    raw_requests: Collection[str] = (),
+) -> None:
+    """Any service whose messages are in ``messages`` (a generated module)."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
-        request_cls = _message_class(method.input_type)
-        response_cls = _message_class(method.output_type)
+        request_cls = _message_class(messages, method.input_type)
+        response_cls = _message_class(messages, method.output_type)
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
-        raw = method.name in RAW_REQUESTS
+        raw = method.name in raw_requests
         handlers[method.name] = make(
             getattr(servicer, method.name),
             request_deserializer=None if raw else _lenient(request_cls.FromString),
@@ -66,5 +79,10 @@ def add_to_server(servicer: object, server: grpc.aio.Server, service: Any = SERV
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
 
 
-def _message_class(descriptor: Any) -> Any:
+def _message_class(messages: ModuleType, descriptor: Descriptor) -> Any:
+    """The class in ``messages``, or, for a message another proto file defines
+    (AdminService answers with authsvc.v1 messages), the one protobuf made."""
+    found = getattr(messages, descriptor.name, None)
+    if found is not None and found.DESCRIPTOR is descriptor:
+        return found
     return message_factory.GetMessageClass(descriptor)
