@@ -118,10 +118,9 @@ class App:
         add_service(envoy_door, server, envoy.SERVICE, envoy.MESSAGES)
         add_service(grpc_admin.AdminServicer(self.deps, self.metrics), server, grpc_admin.SERVICE, grpc_admin.MESSAGES)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        services = (SERVICE_NAME, envoy.SERVICE.full_name, grpc_admin.SERVICE.full_name)
-        reflection.enable_server_reflection(
-            (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        if settings.reflection:  # off for locked-down deployments (AUTHSVC_REFLECTION=false)
+            services = (SERVICE_NAME, envoy.SERVICE.full_name, grpc_admin.SERVICE.full_name)
+            reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         try:
             if settings.tls is None:
                 self.port = server.add_insecure_port(settings.listen)

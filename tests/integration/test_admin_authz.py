@@ -16,7 +16,7 @@ LIST = admin_pb.ListUsersRequest()
 
 
 async def test_no_token_is_unauthenticated(admin):
-    await fails(admin.ListUsers(LIST), C.UNAUTHENTICATED, "invalid credentials")
+    assert "authorization: Bearer" in await fails(admin.ListUsers(LIST), C.UNAUTHENTICATED)
     await fails(admin.ListUsers(LIST, metadata=bearer("junk")), C.UNAUTHENTICATED, "invalid credentials")
     await fails(admin.ListUsers(LIST, metadata=(("authorization", "Basic eDp5"),)), C.UNAUTHENTICATED)
 
@@ -32,7 +32,7 @@ async def test_a_user_without_the_admin_scope_is_refused(admin, stub, store, pas
 async def test_an_admin_token_for_another_audience_is_refused(admin, stub, store, passwords, clock):
     user = await add_user(store, passwords, clock, scopes=(ADMIN_SCOPE,), audiences=("orders",))
     token = (await login(stub, user, audience=["orders"])).access_token
-    await fails(admin.ListUsers(LIST, metadata=bearer(token)), C.UNAUTHENTICATED, "invalid credentials")
+    assert "audience authsvc alone" in await fails(admin.ListUsers(LIST, metadata=bearer(token)), C.UNAUTHENTICATED)
 
 
 async def test_a_stale_login_must_log_in_again(admin, stub, store, passwords, clock):
