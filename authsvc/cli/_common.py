@@ -31,7 +31,7 @@ def joined(values: Iterable[str]) -> str:
     return ",".join(values) or "-"
 
 #: Who the audit log says acted, for changes made with the CLI (on the database).
-OPERATOR = f"operator:{os.environ.get('USER') or 'unknown'}"
+OPERATOR = f"cli:{os.environ.get('USER') or 'unknown'}"
 
 
 def read_password(stdin: bool) -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from authsvc.domain.admin.audit import actor_of
-from authsvc.domain.admin.ports import AuditFilter, AuditRecord
+from authsvc.domain.audit.query import AuditEntry, AuditFilter
 from authsvc.domain.models import Client, StoredKey, User
 from authsvc.doors.convert import timestamp
 from authsvc_client import admin_pb
@@ -34,14 +33,17 @@ def key(k: StoredKey) -> admin_pb.Key:
 def audit_filter(r: admin_pb.QueryAuditRequest) -> AuditFilter:
     return AuditFilter(
         subject=r.subject,
-        event=r.event,
+        type=r.event,
+        actor=r.actor,
         since=r.since.ToNanoseconds() / 1e9 if r.HasField("since") else None,
         until=r.until.ToNanoseconds() / 1e9 if r.HasField("until") else None,
     )
 
 
-def audit_event(e: AuditRecord) -> admin_pb.AuditEvent:
+def audit_event(entry: AuditEntry) -> admin_pb.AuditEvent:
+    e = entry.event
     return admin_pb.AuditEvent(
-        id=e.id, at=timestamp(e.at), event=e.event, subject=e.subject, session_id=e.session_id,
-        peer=e.peer, detail=e.detail, actor=actor_of(e),
+        seq=entry.seq, at=timestamp(e.at), event=e.event, outcome=e.outcome, actor=e.actor, subject=e.subject,
+        client_id=e.client_id, session_id=e.session_id, peer=e.peer, request_id=e.request_id,
+        trace_id=e.trace_id, detail=e.detail,
     )  # fmt: skip

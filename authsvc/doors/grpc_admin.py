@@ -162,5 +162,5 @@ class AdminServicer(admin_grpc.AdminServiceServicer):
             self._deps, *_caller(context), ac.audit_filter(request), request.page_size, request.page_token
         )
         return admin_pb.QueryAuditResponse(
-            events=[ac.audit_event(e) for e in page.items], next_page_token=page.next_token
+            events=[ac.audit_event(e) for e in page.entries], next_page_token=page.next_page_token
         )

@@ -1,12 +1,10 @@
-"""What the admin use cases need: pages of users, clients and audit rows;
-disabling, deleting, rotating a client secret (domain/admin/ports.py)."""
+"""What the admin use cases need: pages of users and clients; disabling,
+deleting, rotating a client secret (domain/admin/ports.py)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from authsvc.domain.admin.ports import AuditFilter, AuditRecord
 from authsvc.domain.models import Client, User
 from authsvc.store import _convert as cv
 from authsvc.store._accounts import _USER
@@ -91,21 +89,3 @@ class AdminMixin(Base):
                 return False
             await revoke_subject_in(conn, client_id, now, revocation_expires)
             return True
-
-    @translated
-    async def audit_before(self, before_id: int, limit: int, where: AuditFilter) -> list[AuditRecord]:
-        rows = await self._pool.fetch(
-            "SELECT id, at, event, subject, session_id, peer, detail FROM audit_log WHERE id < $1"
-            " AND ($2 = '' OR subject = $2) AND ($3 = '' OR event = $3)"
-            " AND ($4::timestamptz IS NULL OR at >= $4) AND ($5::timestamptz IS NULL OR at < $5)"
-            " ORDER BY id DESC LIMIT $6",
-            before_id, where.subject, where.event, cv.ts_or_none(where.since), cv.ts_or_none(where.until), limit,
-        )  # fmt: skip
-        return [_audit_record(r) for r in rows]
-
-
-def _audit_record(r: Any) -> AuditRecord:
-    return AuditRecord(
-        id=r["id"], at=r["at"].timestamp(), event=r["event"], subject=r["subject"],
-        session_id=str(r["session_id"]) if r["session_id"] else "", peer=r["peer"], detail=r["detail"],
-    )  # fmt: skip

@@ -79,7 +79,7 @@ async def test_the_readme_admin_walkthrough(database, tmp_path):
         assert disabled == {}  # no sessions to revoke
         root, bob = users["root"]["id"], users["bob"]["id"]
         events = {e["event"]: e for e in audit["events"]}
-        assert events["user_disabled"]["actor"] == f"user:{root}"
+        assert events["user_disabled"]["actor"] == root
         assert events["user_disabled"]["subject"] == bob
         assert {e["event"] for e in audit["events"]} >= {"user_created", "user_disabled", "admin_call"}
 

@@ -25,8 +25,8 @@ async def test_a_user_without_the_admin_scope_is_refused(admin, stub, store, pas
     user = await add_user(store, passwords, clock, scopes=("read",), audiences=())
     token = (await self_login(stub, user)).access_token
     await fails(admin.ListUsers(LIST, metadata=bearer(token)), C.PERMISSION_DENIED, "the admin scope is required")
-    row = await store._pool.fetchrow("SELECT * FROM audit_log WHERE event = 'admin_denied' ORDER BY id DESC LIMIT 1")
-    assert row["detail"] == f"actor=user:{user.id} action=ListUsers reason=scope"
+    row = await store._pool.fetchrow("SELECT * FROM audit_log WHERE event = 'admin_denied' ORDER BY seq DESC LIMIT 1")
+    assert (row["actor"], row["outcome"], row["detail"]) == (user.id, "denied", "action=ListUsers reason=scope")
 
 
 async def test_an_admin_token_for_another_audience_is_refused(admin, stub, store, passwords, clock):
@@ -59,8 +59,8 @@ async def test_a_service_client_with_the_admin_scope(admin, stub, store, clock):
     client = await admin_client(store, clock)
     token = await client_token(stub, client)
     assert (await admin.ListUsers(LIST, metadata=bearer(token))).users is not None
-    row = await store._pool.fetchrow("SELECT * FROM audit_log WHERE event = 'admin_call' ORDER BY id DESC LIMIT 1")
-    assert row["detail"] == f"actor=client:{client.id} action=ListUsers"
+    row = await store._pool.fetchrow("SELECT * FROM audit_log WHERE event = 'admin_call' ORDER BY seq DESC LIMIT 1")
+    assert (row["actor"], row["client_id"], row["detail"]) == (client.id, client.id, "action=ListUsers")
 
 
 async def test_a_service_client_without_the_admin_scope(admin, stub, store, clock):

@@ -189,8 +189,10 @@ async def test_every_change_is_audited_with_its_actor(admin, stub, store, passwo
     metadata = await admin_metadata(stub, operator)
     user = await add_user(store, passwords, clock)
     await admin.DisableUser(admin_pb.DisableUserRequest(id=user.id), metadata=metadata)
-    rows = await store._pool.fetch("SELECT event, detail FROM audit_log WHERE subject = $1 ORDER BY id", user.id)
-    assert [(r["event"], r["detail"]) for r in rows] == [
-        ("admin_call", f"actor=user:{operator.id} action=DisableUser"),
-        ("user_disabled", f"actor=user:{operator.id} sessions=0"),
+    rows = await store._pool.fetch(
+        "SELECT event, outcome, actor, detail FROM audit_log WHERE subject = $1 ORDER BY seq", user.id
+    )
+    assert [(r["event"], r["outcome"], r["actor"], r["detail"]) for r in rows] == [
+        ("admin_call", "ok", operator.id, "action=DisableUser"),
+        ("user_disabled", "ok", operator.id, "sessions=0"),
     ]

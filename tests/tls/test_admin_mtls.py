@@ -64,6 +64,6 @@ async def test_a_certificate_client_with_the_admin_scope_administers(admin_mtls,
         listing = admin.ListKeys(admin_pb.ListKeysRequest(), metadata=bearer(token))
         await fails(listing, grpc.StatusCode.UNAUTHENTICATED)
     row = await store._pool.fetchrow(
-        "SELECT detail FROM audit_log WHERE event = 'user_created' AND subject = $1", created.id
+        "SELECT actor FROM audit_log WHERE event = 'user_created' AND subject = $1", created.id
     )
-    assert row["detail"].startswith(f"actor=client:{client_id} ")
+    assert row["actor"] == client_id

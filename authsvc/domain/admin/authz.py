@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authsvc.domain.audit.record import Outcome
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity.bearer import authenticate
 from authsvc.domain.models import CallInfo
@@ -21,37 +22,37 @@ from authsvc.errors import AuthError, PermissionDenied
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who made an admin call, as the audit log names it."""
+    """Who made an admin call, as the audit trail names actors."""
 
-    kind: str  # user | client | operator (the CLI, on the database)
-    id: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.id}"
-
-
-def operator(name: str) -> Actor:
-    """The CLI's actor: someone with the database's credentials."""
-    return Actor("operator", name or "unknown")
+    id: str  # the token's subject: a user id, or a client id
+    client_id: str  # the client the call came through
+    kind: str  # user | client
 
 
 async def authorize(deps: Deps, bearer: str | None, call: CallInfo, action: str, target: str = "") -> Actor:
     """The caller of admin ``action`` (on ``target``, for the record), or an
-    AuthError. Every admin call leaves an audit row with its actor: granted
+    AuthError. Every admin call leaves an audit event with its actor: granted
     (``admin_call``) or not (``admin_denied``); what a call changes is audited
     as well, by the use case that changes it."""
     now = deps.clock.now()
     try:
         claims = authenticate(deps, bearer, call, max_auth_age=deps.policy.admin_recent_auth)
     except AuthError as exc:
-        detail = f"action={action} reason={exc.code.value}"
-        await deps.store.audit("admin_denied", now, subject=target, peer=call.peer, detail=detail)
+        await deps.store.audit(
+            "admin_denied", now, outcome=Outcome.FAILED, subject=target, call=call,
+            detail=f"action={action} reason={exc.code.value}",
+        )  # fmt: skip
         raise
     # A user's token carries its session; a client's has none (sub is the client id).
-    actor = Actor("user", claims.sub) if claims.sid else Actor("client", claims.sub)
+    actor = Actor(claims.sub, claims.client_id, "user" if claims.sid else "client")
     if deps.policy.admin_scope not in claims.scope:
-        detail = f"actor={actor} action={action} reason=scope"
-        await deps.store.audit("admin_denied", now, subject=target, peer=call.peer, detail=detail)
+        await deps.store.audit(
+            "admin_denied", now, outcome=Outcome.DENIED, actor=actor.id, client_id=actor.client_id,
+            subject=target, call=call, detail=f"action={action} reason=scope",
+        )  # fmt: skip
         raise PermissionDenied("the admin scope is required")
-    await deps.store.audit("admin_call", now, subject=target, peer=call.peer, detail=f"actor={actor} action={action}")
+    await deps.store.audit(
+        "admin_call", now, outcome=Outcome.OK, actor=actor.id, client_id=actor.client_id, subject=target,
+        call=call, detail=f"action={action}",
+    )  # fmt: skip
     return actor

@@ -36,7 +36,7 @@ async def create_client(
     actor = await authorize(deps, bearer, call, "CreateClient", name)
     done = await clients.register(
         deps.store, deps.clock, name, scopes, audiences,
-        tls_san_uri=tls_san_uri, tls_thumbprint=tls_thumbprint, actor=str(actor),
+        tls_san_uri=tls_san_uri, tls_thumbprint=tls_thumbprint, actor=actor.id, call=call,
     )  # fmt: skip
     return await _existing(deps, done.client_id), done.secret
 
@@ -53,7 +53,7 @@ async def list_clients(
 async def set_disabled(deps: Deps, bearer: str | None, call: CallInfo, client_id: str, disabled: bool) -> Client:
     validate.text(client_id, "client_id")
     actor = await authorize(deps, bearer, call, "DisableClient" if disabled else "EnableClient", client_id)
-    await clients.set_disabled(deps.store, deps.clock, deps.policy, client_id, disabled, str(actor))
+    await clients.set_disabled(deps.store, deps.clock, deps.policy, client_id, disabled, actor.id, call)
     await deps.live.sync_revocations(deps.store)  # its tokens stop here at once
     return await _existing(deps, client_id)
 
@@ -63,12 +63,12 @@ async def rotate_secret(
 ) -> tuple[Client, str]:
     validate.text(client_id, "client_id")
     actor = await authorize(deps, bearer, call, "RotateClientSecret", client_id)
-    secret = await clients.rotate_secret(deps.store, deps.clock, deps.policy, client_id, overlap, str(actor))
+    secret = await clients.rotate_secret(deps.store, deps.clock, deps.policy, client_id, overlap, actor.id, call)
     return await _existing(deps, client_id), secret
 
 
 async def delete_client(deps: Deps, bearer: str | None, call: CallInfo, client_id: str) -> None:
     validate.text(client_id, "client_id")
     actor = await authorize(deps, bearer, call, "DeleteClient", client_id)
-    await clients.delete(deps.store, deps.clock, deps.policy, client_id, str(actor))
+    await clients.delete(deps.store, deps.clock, deps.policy, client_id, actor.id, call)
     await deps.live.sync_revocations(deps.store)

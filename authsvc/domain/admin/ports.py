@@ -3,29 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from authsvc.domain.models import Client, User
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    id: int
-    at: float
-    event: str
-    subject: str
-    session_id: str
-    peer: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class AuditFilter:
-    subject: str = ""
-    event: str = ""
-    since: float | None = None  # at or after
-    until: float | None = None  # before
 
 
 class AdminStore(Protocol):
@@ -61,7 +41,3 @@ class AdminStore(Protocol):
         ...
 
     async def delete_client(self, client_id: str, now: float, revocation_expires: float) -> bool: ...
-
-    async def audit_before(self, before_id: int, limit: int, where: AuditFilter) -> list[AuditRecord]:
-        """Audit rows with id < ``before_id`` matching ``where``, newest first."""
-        ...

@@ -24,9 +24,14 @@ async def revoke_sessions(deps: Deps, bearer: str | None, call: CallInfo, sessio
     if session_id:
         sid = revoke.session_uuid(session_id)
         actor = await authorize(deps, bearer, call, "RevokeSessions", sid)
-        return await revoke.end_session(deps, await deps.store.session(sid), call, actor=str(actor))
+        session = await deps.store.session(sid)
+        return await revoke.end_session(
+            deps, session, call, actor=actor.id, client_id=actor.client_id, detail="as admin"
+        )
     if subject:
         validate.text(subject, "subject")
         actor = await authorize(deps, bearer, call, "RevokeSessions", subject)
-        return await revoke.end_subject(deps, subject, call, actor=str(actor))
+        return await revoke.end_subject(
+            deps, subject, call, actor=actor.id, client_id=actor.client_id, detail="as admin"
+        )
     raise InvalidArgument("a session_id or subject is required")

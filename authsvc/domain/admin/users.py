@@ -33,7 +33,7 @@ async def create_user(
     validate.text(username, "username")
     actor = await authorize(deps, bearer, call, "CreateUser", username)
     new_id = await accounts.create_user(
-        deps.store, deps.passwords, deps.clock, username, password, scopes, audiences, actor=str(actor)
+        deps.store, deps.passwords, deps.clock, username, password, scopes, audiences, actor=actor.id, call=call
     )
     return await _existing(deps, new_id)
 
@@ -65,7 +65,7 @@ async def set_disabled(deps: Deps, bearer: str | None, call: CallInfo, user_id: 
     """Disable: every session revoked at once, login and refresh refused."""
     user_id = accounts.user_id(user_id)
     actor = await authorize(deps, bearer, call, "DisableUser" if disabled else "EnableUser", user_id)
-    count = await accounts.set_disabled(deps.store, deps.clock, deps.policy, user_id, disabled, str(actor))
+    count = await accounts.set_disabled(deps.store, deps.clock, deps.policy, user_id, disabled, actor.id, call)
     await deps.live.sync_revocations(deps.store)  # this replica rejects the tokens at once
     return count
 
@@ -73,7 +73,7 @@ async def set_disabled(deps: Deps, bearer: str | None, call: CallInfo, user_id: 
 async def delete_user(deps: Deps, bearer: str | None, call: CallInfo, user_id: str) -> int:
     user_id = accounts.user_id(user_id)
     actor = await authorize(deps, bearer, call, "DeleteUser", user_id)
-    count = await accounts.delete_user(deps.store, deps.clock, deps.policy, user_id, str(actor))
+    count = await accounts.delete_user(deps.store, deps.clock, deps.policy, user_id, actor.id, call)
     await deps.live.sync_revocations(deps.store)
     return count
 
@@ -84,7 +84,7 @@ async def set_password(deps: Deps, bearer: str | None, call: CallInfo, user_id: 
     actor = await authorize(deps, bearer, call, "SetPassword", user_id)
     await _existing(deps, user_id)
     count = await accounts.change_password(
-        deps.store, deps.passwords, deps.clock, deps.policy, user_id, password, actor=str(actor)
+        deps.store, deps.passwords, deps.clock, deps.policy, user_id, password, actor=actor.id, call=call
     )
     await deps.live.sync_revocations(deps.store)
     return count
@@ -94,6 +94,6 @@ async def reset_mfa(deps: Deps, bearer: str | None, call: CallInfo, user_id: str
     user_id = accounts.user_id(user_id)
     actor = await authorize(deps, bearer, call, "ResetMFA", user_id)
     await _existing(deps, user_id)
-    count = await accounts.reset_mfa(deps.store, deps.clock, deps.policy, user_id, actor=str(actor))
+    count = await accounts.reset_mfa(deps.store, deps.clock, deps.policy, user_id, actor=actor.id, call=call)
     await deps.live.sync_revocations(deps.store)
     return count

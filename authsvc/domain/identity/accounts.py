@@ -2,7 +2,8 @@
 
 Every action that may mean a credential is known to someone else (a new
 password, a reset second factor, a disable, a delete) ends every session.
-``actor`` names who acted, for the audit log ("" when the user did).
+``actor`` names who acted and ``call`` where from, for the audit trail: an
+admin's id (AdminService), or ``cli:<os user>`` (the CLI, on the database).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import uuid
 from collections.abc import Sequence
 
 from authsvc.domain import validate
+from authsvc.domain.audit.record import Outcome
 from authsvc.domain.clock import Clock
 from authsvc.domain.identity.passwords import Passwords, check_new_password
+from authsvc.domain.models import CallInfo
 from authsvc.domain.policy import Policy
 from authsvc.domain.ports import Store
 from authsvc.errors import InvalidArgument, NotFound
@@ -27,11 +30,6 @@ def user_id(value: str, name: str = "id") -> str:
         raise InvalidArgument(f"{name} is malformed") from exc
 
 
-def audit_detail(actor: str, **fields: object) -> str:
-    parts = [f"actor={actor}"] if actor else []
-    return " ".join([*parts, *(f"{k}={v}" for k, v in fields.items())])
-
-
 async def create_user(
     store: Store,
     passwords: Passwords,
@@ -41,6 +39,7 @@ async def create_user(
     scopes: Sequence[str],
     audiences: Sequence[str],
     actor: str = "",
+    call: CallInfo | None = None,
 ) -> str:
     """A new user; gives its id. A taken name is a Conflict."""
     validate.text(username, "username")
@@ -53,12 +52,15 @@ async def create_user(
         raise InvalidArgument(problem)
     now = clock.now()
     new_id = await store.create_user(username, await passwords.hash_async(password), scopes, audiences, now)
-    await store.audit("user_created", now, subject=new_id, detail=audit_detail(actor, username=username))
+    await store.audit(
+        "user_created", now, subject=new_id, outcome=Outcome.OK, actor=actor, call=call, detail=f"username={username}"
+    )
     return new_id
 
 
 async def change_password(
-    store: Store, passwords: Passwords, clock: Clock, policy: Policy, user_id: str, new_password: str, actor: str = ""
+    store: Store, passwords: Passwords, clock: Clock, policy: Policy, user_id: str, new_password: str, actor: str = "",
+    call: CallInfo | None = None,
 ) -> int:
     """Set a new password and revoke every session (a changed password means
     the old one may be known). Gives how many sessions were revoked."""
@@ -68,19 +70,27 @@ async def change_password(
     pw_hash = await passwords.hash_async(new_password)
     now = clock.now()
     count = await store.change_password(user_id, pw_hash, now, now + policy.revocation_ttl)
-    await store.audit("password_changed", now, subject=user_id, detail=audit_detail(actor, sessions=count))
+    await store.audit(
+        "password_changed", now, subject=user_id, outcome=Outcome.OK, actor=actor, call=call, detail=f"sessions={count}"
+    )
     return count
 
 
-async def reset_mfa(store: Store, clock: Clock, policy: Policy, user_id: str, actor: str = "") -> int:
+async def reset_mfa(
+    store: Store, clock: Clock, policy: Policy, user_id: str, actor: str = "", call: CallInfo | None = None
+) -> int:
     """Remove the second factor (a lost phone) and revoke every session."""
     now = clock.now()
     count = await store.reset_mfa(user_id, now, now + policy.revocation_ttl)
-    await store.audit("mfa_reset", now, subject=user_id, detail=audit_detail(actor, sessions=count))
+    await store.audit(
+        "mfa_reset", now, subject=user_id, outcome=Outcome.OK, actor=actor, call=call, detail=f"sessions={count}"
+    )
     return count
 
 
-async def set_disabled(store: Store, clock: Clock, policy: Policy, user_id: str, disabled: bool, actor: str) -> int:
+async def set_disabled(
+    store: Store, clock: Clock, policy: Policy, user_id: str, disabled: bool, actor: str, call: CallInfo | None = None
+) -> int:
     """Disable (every session revoked at once; login and refresh refused) or
     enable again (old sessions stay revoked). Gives the sessions revoked."""
     now = clock.now()
@@ -88,15 +98,21 @@ async def set_disabled(store: Store, clock: Clock, policy: Policy, user_id: str,
     if count is None:
         raise NotFound("no such user")
     event = "user_disabled" if disabled else "user_enabled"
-    await store.audit(event, now, subject=user_id, detail=audit_detail(actor, sessions=count))
+    await store.audit(
+        event, now, subject=user_id, outcome=Outcome.OK, actor=actor, call=call, detail=f"sessions={count}"
+    )
     return count
 
 
-async def delete_user(store: Store, clock: Clock, policy: Policy, user_id: str, actor: str) -> int:
+async def delete_user(
+    store: Store, clock: Clock, policy: Policy, user_id: str, actor: str, call: CallInfo | None = None
+) -> int:
     """Delete the user with its sessions and MFA; its live tokens are revoked."""
     now = clock.now()
     count = await store.delete_user(user_id, now, now + policy.revocation_ttl)
     if count is None:
         raise NotFound("no such user")
-    await store.audit("user_deleted", now, subject=user_id, detail=audit_detail(actor, sessions=count))
+    await store.audit(
+        "user_deleted", now, subject=user_id, outcome=Outcome.OK, actor=actor, call=call, detail=f"sessions={count}"
+    )
     return count

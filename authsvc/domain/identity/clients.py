@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from authsvc.domain import validate
+from authsvc.domain.audit.record import Outcome
 from authsvc.domain.clock import Clock
 from authsvc.domain.identity import credentials
-from authsvc.domain.identity.accounts import audit_detail
+from authsvc.domain.models import CallInfo
 from authsvc.domain.policy import Policy
 from authsvc.domain.ports import Store
 from authsvc.errors import InvalidArgument, NotFound, PreconditionFailed
@@ -34,6 +35,7 @@ async def register(
     tls_san_uri: str = "",
     tls_thumbprint: str = "",
     actor: str = "",
+    call: CallInfo | None = None,
 ) -> Registered:
     """A new client. With a certificate (RFC 8705 section 2) it has no secret
     at all; else its secret is given here, once, and stored only as a hash."""
@@ -53,21 +55,31 @@ async def register(
         client_id, name, credentials.digest(secret) if secret else b"", scopes, audiences, now,
         tls_san_uri=tls_san_uri or None, tls_thumbprint=tls_thumbprint or None,
     )  # fmt: skip
-    await store.audit("client_created", now, subject=client_id, detail=audit_detail(actor, name=name))
+    await store.audit(
+        "client_created", now, subject=client_id, outcome=Outcome.OK, actor=actor, call=call, detail=f"name={name}"
+    )
     return Registered(client_id, secret)
 
 
-async def set_disabled(store: Store, clock: Clock, policy: Policy, client_id: str, disabled: bool, actor: str) -> None:
+async def set_disabled(
+    store: Store, clock: Clock, policy: Policy, client_id: str, disabled: bool, actor: str, call: CallInfo | None = None
+) -> None:
     """A disabled client cannot log in, and its live tokens are revoked."""
     now = clock.now()
     if not await store.set_client_disabled(client_id, disabled, now, now + policy.revocation_ttl):
         raise NotFound("no such client")
     event = "client_disabled" if disabled else "client_enabled"
-    await store.audit(event, now, subject=client_id, detail=audit_detail(actor))
+    await store.audit(event, now, subject=client_id, outcome=Outcome.OK, actor=actor, call=call)
 
 
 async def rotate_secret(
-    store: Store, clock: Clock, policy: Policy, client_id: str, overlap: int | None, actor: str
+    store: Store,
+    clock: Clock,
+    policy: Policy,
+    client_id: str,
+    overlap: int | None,
+    actor: str,
+    call: CallInfo | None = None,
 ) -> str:
     """A new secret, given once. The old one keeps working for ``overlap``
     seconds (None: the configured default; 0: it stops at once), so that the
@@ -85,12 +97,17 @@ async def rotate_secret(
     now = clock.now()
     if not await store.rotate_client_secret(client_id, credentials.digest(secret), now + overlap if overlap else None):
         raise NotFound("no such client")
-    await store.audit("client_secret_rotated", now, subject=client_id, detail=audit_detail(actor, overlap=overlap))
+    await store.audit(
+        "client_secret_rotated", now, subject=client_id, outcome=Outcome.OK, actor=actor, call=call,
+        detail=f"overlap={overlap}",
+    )  # fmt: skip
     return secret
 
 
-async def delete(store: Store, clock: Clock, policy: Policy, client_id: str, actor: str) -> None:
+async def delete(
+    store: Store, clock: Clock, policy: Policy, client_id: str, actor: str, call: CallInfo | None = None
+) -> None:
     now = clock.now()
     if not await store.delete_client(client_id, now, now + policy.revocation_ttl):
         raise NotFound("no such client")
-    await store.audit("client_deleted", now, subject=client_id, detail=audit_detail(actor))
+    await store.audit("client_deleted", now, subject=client_id, outcome=Outcome.OK, actor=actor, call=call)

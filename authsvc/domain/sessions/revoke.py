@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from authsvc.domain import validate
+from authsvc.domain.audit.record import AuditEvent, Outcome
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity import credentials
 from authsvc.domain.identity.bearer import authenticate
@@ -21,16 +22,18 @@ async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:
     now = deps.clock.now()
     if token.count(".") in (2, 4):  # a JWS, or a nested JWT
         try:
-            claims = read_access_token(
-                token, deps.live.keyring.verification_keys, deps.live.encryptor.decryption_keys
-            )
+            claims = read_access_token(token, deps.live.keyring.verification_keys, deps.live.encryptor.decryption_keys)
         except TokenRejected:
             return 0
         if claims.iss != deps.policy.issuer or claims.exp + deps.policy.leeway < now:
             return 0
-        await deps.store.revoke_jti(claims.jti, now, claims.exp + deps.policy.leeway + 1)
+        # Whoever presents a token may revoke it (RFC 7009): the actor is its holder.
+        event = AuditEvent.of(
+            "revoke_token", now, call=call, outcome=Outcome.OK, actor="holder", subject=claims.sub,
+            client_id=claims.client_id, session_id=claims.sid, detail=f"jti={claims.jti}",
+        )  # fmt: skip
+        await deps.store.revoke_jti(claims.jti, now, claims.exp + deps.policy.leeway + 1, audit=event)
         await deps.live.sync_revocations(deps.store)  # this replica rejects it at once
-        await deps.store.audit("revoke_token", now, subject=claims.sub, peer=call.peer)
         return 1
     parts = credentials.split_refresh_token(token)
     if parts is None:
@@ -40,10 +43,12 @@ async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:
         return 0
     session = found[1]
     # A refresh token stands for its session: revoking it ends the session.
-    revoked = await deps.store.revoke_session(session.id, now, now + deps.policy.revocation_ttl)
+    event = AuditEvent.of(
+        "revoke_session", now, call=call, outcome=Outcome.OK, actor="holder", subject=session.subject,
+        session_id=session.id, detail="by refresh token",
+    )  # fmt: skip
+    revoked = await deps.store.revoke_session(session.id, now, now + deps.policy.revocation_ttl, audit=event)
     await deps.live.sync_revocations(deps.store)
-    if revoked:
-        await deps.store.audit("revoke_session", now, subject=session.subject, session_id=session.id, peer=call.peer)
     return int(revoked)
 
 
@@ -63,21 +68,24 @@ async def revoke_session(deps: Deps, session_id: str, bearer: str | None, call: 
     if not admin and (session is None or session.subject != caller.sub):
         # The same answer for someone else's session and for none at all.
         raise PermissionDenied()
-    return await end_session(deps, session, call)
+    return await end_session(
+        deps, session, call, actor=caller.sub, client_id=caller.client_id, detail="as admin" if admin else ""
+    )
 
 
-async def end_session(deps: Deps, session: Session | None, call: CallInfo, actor: str = "") -> int:
-    """Revoke ``session`` (its caller is authorized); ``actor`` for the record."""
+async def end_session(
+    deps: Deps, session: Session | None, call: CallInfo, *, actor: str, client_id: str = "", detail: str = ""
+) -> int:
+    """Revoke ``session`` for ``actor``, who was authorized by the caller."""
     if session is None:
         return 0
     now = deps.clock.now()
-    revoked = await deps.store.revoke_session(session.id, now, now + deps.policy.revocation_ttl)
+    event = AuditEvent.of(
+        "revoke_session", now, call=call, outcome=Outcome.OK, actor=actor, subject=session.subject,
+        client_id=client_id, session_id=session.id, detail=detail,
+    )  # fmt: skip
+    revoked = await deps.store.revoke_session(session.id, now, now + deps.policy.revocation_ttl, audit=event)
     await deps.live.sync_revocations(deps.store)
-    if revoked:
-        await deps.store.audit(
-            "revoke_session", now, subject=session.subject, session_id=session.id, peer=call.peer,
-            detail=f"actor={actor}" if actor else "",
-        )  # fmt: skip
     return int(revoked)
 
 
@@ -86,14 +94,20 @@ async def revoke_subject(deps: Deps, subject: str, bearer: str | None, call: Cal
     caller = authenticate(deps, bearer, call)
     if caller.sub != subject and deps.policy.admin_scope not in caller.scope:
         raise PermissionDenied()
-    return await end_subject(deps, subject, call)
+    detail = "as admin" if caller.sub != subject else ""
+    return await end_subject(deps, subject, call, actor=caller.sub, client_id=caller.client_id, detail=detail)
 
 
-async def end_subject(deps: Deps, subject: str, call: CallInfo, actor: str = "") -> int:
-    """Revoke every session and token of ``subject`` (its caller is authorized)."""
+async def end_subject(
+    deps: Deps, subject: str, call: CallInfo, *, actor: str, client_id: str = "", detail: str = ""
+) -> int:
+    """Revoke every session and token of ``subject`` for ``actor``, who was
+    authorized by the caller."""
     now = deps.clock.now()
-    count = await deps.store.revoke_subject(subject, now, now + deps.policy.revocation_ttl)
+    event = AuditEvent.of(
+        "revoke_subject", now, call=call, outcome=Outcome.OK, actor=actor, subject=subject,
+        client_id=client_id, detail=detail,
+    )  # fmt: skip
+    count = await deps.store.revoke_subject(subject, now, now + deps.policy.revocation_ttl, audit=event)
     await deps.live.sync_revocations(deps.store)
-    detail = f"actor={actor} sessions={count}" if actor else f"sessions={count}"
-    await deps.store.audit("revoke_subject", now, subject=subject, peer=call.peer, detail=detail)
     return count

@@ -19,7 +19,7 @@ Status codes are those of authsvc.v1 (see auth.proto), plus:
   ALREADY_EXISTS      the username or client name is taken
 
 Lists are paged: pass next_page_token back as page_token until it is empty.
-page_size 0 means 50; at most 500.
+page_size 0 means 50 (the audit log: 100); at most 500 (the audit log: 1000).
 """
 
 from collections import abc as _abc
@@ -786,14 +786,19 @@ class QueryAuditRequest(_message.Message):
 
     SUBJECT_FIELD_NUMBER: _builtins.int
     EVENT_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     subject: _builtins.str
-    """only events about this subject"""
+    """Every filter given must match; an empty one matches everything.
+    whom the events concern
+    """
     event: _builtins.str
-    """only this event type (e.g. "login_failed")"""
+    """the event name (e.g. "login_failed", "user_disabled")"""
+    actor: _builtins.str
+    """who acted (a user id, a client id, "cli:<os user>", ...)"""
     page_size: _builtins.int
     page_token: _builtins.str
     @_builtins.property
@@ -809,6 +814,7 @@ class QueryAuditRequest(_message.Message):
         *,
         subject: _builtins.str = ...,
         event: _builtins.str = ...,
+        actor: _builtins.str = ...,
         since: _timestamp_pb2.Timestamp | None = ...,
         until: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
@@ -816,7 +822,7 @@ class QueryAuditRequest(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "page_size", b"page_size", "page_token", b"page_token", "since", b"since", "subject", b"subject", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "event", b"event", "page_size", b"page_size", "page_token", b"page_token", "since", b"since", "subject", b"subject", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -826,39 +832,53 @@ Global___QueryAuditRequest: _TypeAlias = QueryAuditRequest  # noqa: Y015
 class AuditEvent(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    ID_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
     EVENT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
     SUBJECT_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     PEER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
-    ACTOR_FIELD_NUMBER: _builtins.int
-    id: _builtins.int
+    seq: _builtins.int
+    """its place in the chain: unique, in commit order"""
     event: _builtins.str
+    outcome: _builtins.str
+    """ok | failed | denied | detected"""
+    actor: _builtins.str
     subject: _builtins.str
+    client_id: _builtins.str
     session_id: _builtins.str
     peer: _builtins.str
+    request_id: _builtins.str
+    trace_id: _builtins.str
     detail: _builtins.str
-    actor: _builtins.str
-    """who did it, when someone other than the subject acted"""
+    """never a secret"""
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
-        id: _builtins.int = ...,
+        seq: _builtins.int = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
         event: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        actor: _builtins.str = ...,
         subject: _builtins.str = ...,
+        client_id: _builtins.str = ...,
         session_id: _builtins.str = ...,
         peer: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        trace_id: _builtins.str = ...,
         detail: _builtins.str = ...,
-        actor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "detail", b"detail", "event", b"event", "id", b"id", "peer", b"peer", "session_id", b"session_id", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "client_id", b"client_id", "detail", b"detail", "event", b"event", "outcome", b"outcome", "peer", b"peer", "request_id", b"request_id", "seq", b"seq", "session_id", b"session_id", "subject", b"subject", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -270,7 +270,7 @@ class AdminServiceServicer:
 
     def QueryAudit(self, request, context):
         """Audit log --------------------------------------------------------------
-        Newest first.
+        The hash-chained trail (also `authsvc audit list`), newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -19,7 +19,7 @@ Status codes are those of authsvc.v1 (see auth.proto), plus:
   ALREADY_EXISTS      the username or client name is taken
 
 Lists are paged: pass next_page_token back as page_token until it is empty.
-page_size 0 means 50; at most 500.
+page_size 0 means 50 (the audit log: 100); at most 500 (the audit log: 1000).
 """
 
 from . import admin_pb2 as _admin_pb2
@@ -87,7 +87,7 @@ class AdminServiceStub:
     """Withdraw a key at once: its tokens stop verifying everywhere."""
     QueryAudit: _grpc.UnaryUnaryMultiCallable[_admin_pb2.QueryAuditRequest, _admin_pb2.QueryAuditResponse]
     """Audit log --------------------------------------------------------------
-    Newest first.
+    The hash-chained trail (also `authsvc audit list`), newest first.
     """
 
 @_typing.type_check_only
@@ -129,7 +129,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Withdraw a key at once: its tokens stop verifying everywhere."""
     QueryAudit: _aio.UnaryUnaryMultiCallable[_admin_pb2.QueryAuditRequest, _admin_pb2.QueryAuditResponse]  # type: ignore[assignment]
     """Audit log --------------------------------------------------------------
-    Newest first.
+    The hash-chained trail (also `authsvc audit list`), newest first.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -288,7 +288,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.QueryAuditResponse, _abc.Awaitable[_admin_pb2.QueryAuditResponse]]:
         """Audit log --------------------------------------------------------------
-        Newest first.
+        The hash-chained trail (also `authsvc audit list`), newest first.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
