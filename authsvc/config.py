@@ -150,6 +150,10 @@ class Settings:
             mfa_max_attempts=reader.integer("AUTHSVC_MFA_MAX_ATTEMPTS", 5, 1, 20, COUNT),
             recent_auth=reader.integer("AUTHSVC_RECENT_AUTH", 900, 30, 24 * 3600, SECONDS),
             admin_scope=reader.text("AUTHSVC_ADMIN_SCOPE", "authsvc:admin"),
+            admin_recent_auth=reader.integer("AUTHSVC_ADMIN_RECENT_AUTH", 900, 30, 24 * 3600, SECONDS),
+            client_secret_overlap=reader.integer(
+                "AUTHSVC_CLIENT_SECRET_OVERLAP", 24 * 3600, 0, 30 * 24 * 3600, SECONDS
+            ),
             refresh_max_count=reader.integer("AUTHSVC_REFRESH_MAX_COUNT", 10_000, 1, 10_000_000, COUNT),
             refresh_min_interval=reader.integer("AUTHSVC_REFRESH_MIN_INTERVAL", 2, 0, 3600, SECONDS),
             reauth_age=reader.integer("AUTHSVC_REAUTH_AGE", 24 * 3600, 60, 365 * 24 * 3600, SECONDS),

@@ -21,7 +21,7 @@ from authsvc.domain.deps import Deps
 from authsvc.domain.identity.passwords import Passwords
 from authsvc.domain.tokens import key_rotation
 from authsvc.domain.tokens.live import LiveState
-from authsvc.doors import envoy
+from authsvc.doors import envoy, grpc_admin
 from authsvc.doors.grpc_auth import AuthServicer
 from authsvc.doors.http import Route, SidePort
 from authsvc.doors.registry import add_service, add_to_server
@@ -126,11 +126,14 @@ class App:
         add_to_server(self.servicer, server, limit)
         envoy_door = envoy.Authorizer(self.deps, settings.envoy, self.metrics)
         add_service(envoy_door, server, envoy.SERVICE, envoy.MESSAGES, max_message_bytes=limit)
+        add_service(
+            grpc_admin.AdminServicer(self.deps, self.metrics), server, grpc_admin.SERVICE, grpc_admin.MESSAGES,
+            max_message_bytes=limit,
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if settings.reflection:  # off for locked-down deployments (AUTHSVC_REFLECTION=false)
-            reflection.enable_server_reflection(
-                (SERVICE_NAME, envoy.SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-            )
+            services = (SERVICE_NAME, envoy.SERVICE.full_name, grpc_admin.SERVICE.full_name)
+            reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         try:
             if settings.tls is None:
                 self.port = server.add_insecure_port(settings.listen)
