@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any, TypeAlias
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
+from authsvc.doors import peer_cert
 from authsvc_client import AccessClaims, Reason, pb
 
 _MAX_USER_AGENT = 256
@@ -39,17 +36,7 @@ def call_info(context: Context) -> CallInfo:
 def peer_certificate(context: Context) -> tuple[str, tuple[str, ...]]:
     """The peer's verified client certificate, as (base64url SHA-256 of its
     DER, RFC 8705 section 3.1; its URI SANs). Empty without mTLS."""
-    pem = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
-    if pem is None:
-        return "", ()
-    cert = x509.load_pem_x509_certificate(pem)
-    digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uris = tuple(sans.get_values_for_type(x509.UniformResourceIdentifier))
-    except x509.ExtensionNotFound:
-        uris = ()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode(), uris
+    return peer_cert.from_pem(next(iter(context.auth_context().get("x509_pem_cert", ())), None))
 
 
 def bearer(context: Context) -> str | None:

@@ -7,7 +7,7 @@ import math
 import grpc
 
 from authsvc.doors.convert import Context
-from authsvc.errors import AuthError, Code, Throttled
+from authsvc.errors import AuthError, Code, Throttled, safe_message
 
 _STATUS = {
     Code.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
@@ -19,17 +19,12 @@ _STATUS = {
     Code.CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
     Code.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
-# Codes whose message is fixed whatever the error said, so that no cause leaks.
-_FIXED = {
-    Code.INVALID_CREDENTIALS: "invalid credentials",
-    Code.UNAVAILABLE: "service unavailable, retry later",
-}
 INTERNAL_MESSAGE = "internal error"
 RETRY_AFTER_KEY = "retry-after-ms"
 
 
 def status_of(error: AuthError) -> tuple[grpc.StatusCode, str]:
-    return _STATUS[error.code], _FIXED.get(error.code, error.message)
+    return _STATUS[error.code], safe_message(error)
 
 
 async def abort_with(context: Context, error: AuthError) -> None:
