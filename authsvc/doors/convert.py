@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 import grpc
+from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from authsvc.domain import validate
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
 from authsvc.doors import peer_cert
-from authsvc_client import AccessClaims, Reason, pb
+from authsvc.errors import InvalidArgument
+from authsvc_client import AccessClaims, Reason, Requirements, pb
 
 _MAX_USER_AGENT = 256
 
@@ -34,17 +37,46 @@ def call_info(context: Context) -> CallInfo:
 
 
 def peer_certificate(context: Context) -> tuple[str, tuple[str, ...]]:
-    """The peer's verified client certificate, as (base64url SHA-256 of its
-    DER, RFC 8705 section 3.1; its URI SANs). Empty without mTLS."""
-    return peer_cert.from_pem(next(iter(context.auth_context().get("x509_pem_cert", ())), None))
+    """The peer's verified client certificate, as :func:`certificate_identity`
+    gives it. Empty without mTLS."""
+    pem = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
+    return ("", ()) if pem is None else certificate_identity(pem)
+
+
+def certificate_identity(pem: bytes) -> tuple[str, tuple[str, ...]]:
+    """A PEM certificate as (base64url SHA-256 of its DER, RFC 8705 section
+    3.1; its URI SANs), by peer_cert.py, which the HTTP door (DER from its
+    TLS connection) shares: the gRPC port's own mTLS and the certificate
+    Envoy passes in a Check.
+    Raises ValueError when ``pem`` is not a certificate."""
+    return peer_cert.identity(x509.load_pem_x509_certificate(pem))
 
 
 def bearer(context: Context) -> str | None:
     value = _metadata(context, "authorization")
-    if value is None:
-        return None
+    return None if value is None else bearer_token(value)
+
+
+def bearer_token(value: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value (RFC 6750
+    section 2.1; the scheme is case-insensitive), else None."""
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
+
+
+def requirements(audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int) -> Requirements:
+    """What a caller requires of a token, checked as any input is: Verify's
+    fields and a Check's route settings alike."""
+    if not audience:
+        raise InvalidArgument("audience is required")
+    validate.text(audience, "audience")
+    if scopes:
+        validate.names(scopes, "required_scope")
+    if len(thumbprint) > 128:
+        raise InvalidArgument("cert_thumbprint is too long")
+    if max_age < 0:
+        raise InvalidArgument("max_auth_age_seconds must not be negative")
+    return Requirements(audience=audience, scopes=scopes, cert_thumbprint=thumbprint, max_auth_age=max_age)
 
 
 def token_pair(pair: TokenPair) -> pb.TokenPair:
