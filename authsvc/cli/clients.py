@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from authsvc.cli._common import Verbs
+from authsvc.cli._common import Column, Verbs, joined, print_table
 from authsvc.config import Settings
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.identity import credentials
+from authsvc.domain.models import Client
 from authsvc.errors import Conflict
 from authsvc.store.postgres import PostgresStore
 
@@ -38,9 +39,25 @@ async def _client_add(settings: Settings, store: PostgresStore, args: argparse.N
     return 0
 
 
+def _certificate(c: Client) -> str:
+    if c.tls_san_uri:
+        return f"uri:{c.tls_san_uri}"
+    return f"x5t#S256:{c.tls_thumbprint}" if c.tls_thumbprint else "-"
+
+
+#: ``client list``: one column per entry.
+CLIENT_COLUMNS: list[Column[Client]] = [
+    ("CLIENT_ID", lambda c: c.id),
+    ("NAME", lambda c: c.name),
+    ("AUTH", lambda c: "mtls" if c.tls_san_uri or c.tls_thumbprint else "secret"),
+    ("CERTIFICATE", _certificate),
+    ("SCOPES", lambda c: joined(c.scopes)),
+    ("AUDIENCES", lambda c: joined(c.audiences)),
+]
+
+
 async def _client_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
-    for c in await store.list_clients():
-        print(f"{c.id}  {c.name:<24} aud={','.join(c.audiences)} scopes={','.join(c.scopes) or '-'}")
+    print_table(CLIENT_COLUMNS, await store.list_clients())
     return 0
 
 

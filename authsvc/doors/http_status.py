@@ -18,6 +18,8 @@ _STATUS = {
     # A refresh token (or other grant) that is not good; failed client
     # authentication is told apart by the door (see ``oauth_error``).
     Code.INVALID_CREDENTIALS: (400, "invalid_grant"),
+    # A bearer token a call needed (no HTTP endpoint takes one yet): RFC 6750.
+    Code.BEARER_REJECTED: (401, "invalid_token"),
     Code.PERMISSION_DENIED: (400, "invalid_scope"),
     Code.THROTTLED: (429, "slow_down"),
     Code.REAUTH_REQUIRED: (400, "invalid_grant"),
