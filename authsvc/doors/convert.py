@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Any, TypeAlias
 
 import grpc
 from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from authsvc import telemetry
 from authsvc.domain import validate
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
 from authsvc.doors import peer_cert
@@ -15,6 +18,7 @@ from authsvc.errors import BearerMalformed, InvalidArgument
 from authsvc_client import AccessClaims, Reason, Requirements, pb
 
 _MAX_USER_AGENT = 256
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -33,7 +37,18 @@ def call_info(context: Context) -> CallInfo:
         user_agent=(_metadata(context, "user-agent") or "")[:_MAX_USER_AGENT],
         cert_thumbprint=thumbprint,
         cert_san_uris=san_uris,
+        request_id=request_id(context),
+        trace_id=telemetry.current_trace_id(),
     )
+
+
+def request_id(context: Context) -> str:
+    """The caller's ``x-request-id`` when it is a sane token, else a new one:
+    it ties the log line of the call to its audit rows."""
+    given = _metadata(context, "x-request-id")
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
 
 
 def peer_certificate(context: Context) -> tuple[str, tuple[str, ...]]:
@@ -71,7 +86,9 @@ def bearer_token(value: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def requirements(audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int) -> Requirements:
+def requirements(
+    audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int, require_encrypted: bool = False
+) -> Requirements:
     """What a caller requires of a token, checked as any input is: Verify's
     fields and a Check's route settings alike."""
     if not audience:
@@ -83,7 +100,10 @@ def requirements(audience: str, scopes: tuple[str, ...], thumbprint: str, max_ag
         raise InvalidArgument("cert_thumbprint is too long")
     if max_age < 0:
         raise InvalidArgument("max_auth_age_seconds must not be negative")
-    return Requirements(audience=audience, scopes=scopes, cert_thumbprint=thumbprint, max_auth_age=max_age)
+    return Requirements(
+        audience=audience, scopes=scopes, cert_thumbprint=thumbprint, max_auth_age=max_age,
+        require_encrypted=require_encrypted,
+    )  # fmt: skip
 
 
 def token_pair(pair: TokenPair) -> pb.TokenPair:
@@ -126,6 +146,7 @@ _KINDS = {
     "jti": pb.RevocationEvent.KIND_JTI,
     "session": pb.RevocationEvent.KIND_SESSION,
     "subject": pb.RevocationEvent.KIND_SUBJECT,
+    "key": pb.RevocationEvent.KIND_KEY,
 }
 
 

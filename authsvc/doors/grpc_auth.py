@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from typing import cast
 
 from google.protobuf.message import DecodeError
 
@@ -15,6 +16,7 @@ from authsvc.domain.sessions import listing, refresh, revoke, watch
 from authsvc.doors import convert
 from authsvc.doors.convert import Context
 from authsvc.doors.grpc_status import abort_internal, abort_with, rpc
+from authsvc.doors.registry import OVERSIZE
 from authsvc.errors import AuthError, InvalidArgument
 from authsvc.metrics import Metrics
 from authsvc_client import MAX_TOKEN_LENGTH, Requirements, TokenRejected, pb
@@ -41,7 +43,7 @@ class _SeenRequest:
 
 
 def _read_verify_request(
-    data: bytes, checked: dict[tuple[str, tuple[str, ...], str, int], Requirements]
+    data: bytes, checked: dict[tuple[str, tuple[str, ...], str, int, bool], Requirements]
 ) -> _SeenRequest:
     """Parse and check a Verify request; ``checked`` keeps requirements
     already checked (callers ask for the same few over and over)."""
@@ -54,7 +56,10 @@ def _read_verify_request(
         raise InvalidArgument("token is required")
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidArgument("token is too long")
-    asked = (request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds)
+    asked = (
+        request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds,
+        request.require_encrypted,
+    )  # fmt: skip
     requirements = checked.get(asked)
     if requirements is None:  # checked once per distinct set of requirements
         requirements = convert.requirements(*asked)
@@ -71,7 +76,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         self._verify_requests: OrderedDict[bytes, _SeenRequest] = OrderedDict()
         # Verify's (audience, scopes, thumbprint, max age) -> checked Requirements:
         # callers ask for the same few over and over.
-        self._requirements: dict[tuple[str, tuple[str, ...], str, int], Requirements] = {}
+        self._requirements: dict[tuple[str, tuple[str, ...], str, int, bool], Requirements] = {}
 
     @rpc
     async def Issue(self, request: pb.IssueRequest, context: Context) -> pb.IssueResponse:
@@ -176,8 +181,10 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def WatchRevocations(
         self, request: pb.WatchRevocationsRequest, context: Context
     ) -> AsyncIterator[pb.RevocationEvent]:
-        if request is None:
-            await abort_with(context, InvalidArgument("malformed request"))
+        oversize = cast(object, request) is OVERSIZE  # see registry.py: what grpc hands over is not always a message
+        if request is None or oversize:
+            message = "request is too large" if oversize else "malformed request"
+            await abort_with(context, InvalidArgument(message))
             return
         try:
             async for entry, resume in watch.revocations(self._deps, request.cursor):
