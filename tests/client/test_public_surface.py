@@ -47,6 +47,8 @@ EXPECTED = [
     "VerifierStats",
     "VerifierUnavailable",
     "VerifyResult",
+    "admin_grpc",
+    "admin_pb",
     "current_claims",
     "grpc",
     "pb",

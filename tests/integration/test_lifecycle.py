@@ -96,7 +96,14 @@ async def test_database_outage_fails_closed_then_recovers(settings, own_db, admi
             assert (await http_status(app.http_port, "/livez"))[0] == 200
             status, headers = await http_status(app.http_port, "/oauth2/token", token_request)
             assert (status, headers["retry-after"]) == (503, "1")
-            # Revocations elsewhere would go unseen: Verify fails closed too.
+            # Within its staleness bound Verify answers from memory (a
+            # failover's window costs verifiers nothing)...
+            ticks = FakeClock(start=0.0)
+            ticks.advance(app.deps.live.monotonic())
+            app.deps.live.monotonic = ticks.now
+            assert (await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))).active
+            # ...past it, revocations elsewhere could go unseen: it fails closed.
+            ticks.advance(app.settings.verify_max_staleness + 1)
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
