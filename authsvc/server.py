@@ -171,16 +171,20 @@ class App:
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
         self._tasks.append(asyncio.create_task(self._keys_loop(), name="keys"))
         if settings.http_listen:
-            self._http_gauges()
-            self.http = HttpDoor(self.deps, self.metrics, self.ready, _http_config(settings))
-            http_listen = _worker_port(settings.http_listen, self.worker)
-            metrics_listen = _worker_port(settings.metrics_listen, self.worker) if settings.metrics_listen else None
-            self.http_port = await self.http.start(http_listen, metrics_listen)
-            self.metrics_port = self.http.metrics_port
-            log.info("HTTP side port on port %d, metrics on port %d", self.http_port, self.metrics_port)
+            await self._start_http(settings.http_listen)
         await self._set_health(_SERVING)  # database reached, signing key loaded
         log.info("authsvc serving on %s (port %d)", settings.listen, self.port)
         return self.port
+
+    async def _start_http(self, listen: str) -> None:
+        assert self.deps is not None
+        settings = self.settings
+        self._http_gauges()
+        self.http = HttpDoor(self.deps, self.metrics, self.ready, _http_config(settings))
+        metrics_listen = _worker_port(settings.metrics_listen, self.worker) if settings.metrics_listen else None
+        self.http_port = await self.http.start(_worker_port(listen, self.worker), metrics_listen)
+        self.metrics_port = self.http.metrics_port
+        log.info("HTTP side port on port %d, metrics on port %d", self.http_port, self.metrics_port)
 
     def _http_gauges(self) -> None:
         assert self.deps is not None
