@@ -25,6 +25,7 @@ _STATUS = {
     Code.REAUTH_REQUIRED: (400, "invalid_grant"),
     Code.PRECONDITION: (400, "invalid_request"),
     Code.CONFLICT: (400, "invalid_request"),
+    Code.NOT_FOUND: (400, "invalid_request"),  # an admin lookup; no OAuth endpoint raises it
     Code.UNAVAILABLE: (503, "temporarily_unavailable"),
 }
 
