@@ -19,7 +19,7 @@ from ..support import FakeClock
 from ..tlsutil import Issued, TestCA
 
 ISSUER = "https://localhost"  # RFC 8414 wants an https URL for the issuer
-SPIFFE = "spiffe://test.example/ns/prod/sa/"
+SPIFFE = "spiffe://oauth.test.example/ns/prod/sa/"  # SANs are unique per client: not the TLS tests' ones
 
 
 @dataclasses.dataclass
