@@ -1,4 +1,4 @@
-"""``authsvc serve | migrate | config | user | session | client | keys | audience | kek | audit ...``
+"""``authsvc serve | migrate | config | health | user | session | client | keys | audience | kek | audit ...``
 
 One module per group of verbs; this one parses, loads settings, finds the
 database (embedded when no URL is set) and dispatches.
@@ -32,8 +32,10 @@ def _database_url(settings: Settings, *, create: bool) -> tuple[str, Any]:
     return start_embedded(settings.data_dir, create=create)
 
 
-async def _with_store(url: str, work: Callable[[PostgresStore], Awaitable[int]]) -> int:
-    store = await PostgresStore.connect(url, min_size=1, max_size=2)
+async def _with_store(
+    url: str, work: Callable[[PostgresStore], Awaitable[int]], *, transaction_pooling: bool = False
+) -> int:
+    store = await PostgresStore.connect(url, min_size=1, max_size=2, transaction_pooling=transaction_pooling)
     try:
         await store.migrate()
         return await work(store)
@@ -55,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     verbs.add_parser("serve", help="run the gRPC service (migrates first)")
     verbs.add_parser("migrate", help="apply database migrations")
     verbs.add_parser("config", help="print the effective configuration (secrets masked) and check it")
+    verbs.add_parser("health", help="ask the local server's health service (exit 0 when SERVING)")
     for module in (users, clients, keys, audit):
         module.register(verbs)
     return parser
@@ -80,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("%s", warning)
     if args.verb == "config":
         return settings_verb.show(settings)
+    if args.verb == "health":
+        from authsvc.cli import health
+
+        return health.probe(settings)
     embedded: Any = None
     try:
         url, embedded = _database_url(settings, create=args.verb == "serve")
@@ -92,9 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(serve(settings, url))
             return 0
+        pooled = settings.database_pooling == "transaction"
         if args.verb == "migrate":
-            return asyncio.run(_with_store(url, _report_migrated))
-        return asyncio.run(_with_store(url, lambda store: args.run(settings, store, args)))
+            return asyncio.run(_with_store(url, _report_migrated, transaction_pooling=pooled))
+        return asyncio.run(
+            _with_store(url, lambda store: args.run(settings, store, args), transaction_pooling=pooled)
+        )
     except NoEmbeddedDatabase as exc:  # no URL, and no embedded database to use
         print(f"authsvc: {exc}", file=sys.stderr)
         return EXIT_BAD_SETUP
