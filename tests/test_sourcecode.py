@@ -1,5 +1,5 @@
 """The code base's own checks, run as tests: lint, types, generated code
-current, and the import rules of the layers (DESIGN.md section 3)."""
+current, and the import rules of the layers (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -128,7 +128,8 @@ def test_domain_imports_neither_grpc_nor_asyncpg() -> None:
     domain = ROOT / "authsvc" / "domain"
     assert list(domain.glob("*.py")), "no domain modules found"
     forbidden = (
-        "grpc", "grpc_health", "grpc_reflection", "asyncpg", "authsvc.doors", "authsvc.store", "authsvc.server",
+        "grpc", "grpc_health", "grpc_reflection", "asyncpg", "aiohttp", "authsvc.doors", "authsvc.store",
+        "authsvc.server",
     )
     assert _violations(domain, forbidden) == []
 
