@@ -71,7 +71,8 @@ class Meter:
             "SELECT coalesce(sum(calls), 0) AS calls, coalesce(sum(calls) FILTER (WHERE toplevel), 0) AS trips,"
             " coalesce(sum(total_exec_time) FILTER (WHERE toplevel), 0) AS ms,"
             " coalesce(sum(wal_bytes) FILTER (WHERE toplevel), 0) AS wal,"
-            " coalesce(sum(calls) FILTER (WHERE query = 'COMMIT'), 0) AS commits"
+            " coalesce(sum(calls) FILTER (WHERE query = 'COMMIT'), 0) AS commits,"
+            " coalesce(avg(mean_exec_time) FILTER (WHERE query = 'COMMIT'), 0) AS commit_ms"
             " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
             self._db,
         )
@@ -81,7 +82,8 @@ class Meter:
             "round_trips": round(float(row["trips"]) / N, 2),  # statements the client sent
             "statements": round(float(row["calls"]) / N, 2),  # with those run inside (foreign-key checks)
             "commits": round(float(row["commits"]) / N, 2),
-            "exec_ms": round(float(row["ms"]) / N, 3),
+            "exec_ms": round(float(row["ms"]) / N, 3),  # the server's time executing them
+            "commit_ms": round(float(row["commit_ms"]), 3),  # one COMMIT: WAL flush and the synchronous standby's
             "wal_bytes": round(float(row["wal"]) / N),
             "wal_bytes_lsn": round(float(lsn) / N),
             "client_ms": round(elapsed * 1000 / N, 2),
