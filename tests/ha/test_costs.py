@@ -71,8 +71,7 @@ class Meter:
             "SELECT coalesce(sum(calls), 0) AS calls, coalesce(sum(calls) FILTER (WHERE toplevel), 0) AS trips,"
             " coalesce(sum(total_exec_time) FILTER (WHERE toplevel), 0) AS ms,"
             " coalesce(sum(wal_bytes) FILTER (WHERE toplevel), 0) AS wal,"
-            " coalesce(sum(calls) FILTER (WHERE query = 'COMMIT'), 0) AS commits,"
-            " coalesce(avg(mean_exec_time) FILTER (WHERE query = 'COMMIT'), 0) AS commit_ms"
+            " coalesce(sum(calls) FILTER (WHERE query = 'COMMIT'), 0) AS commits"
             " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
             self._db,
         )
@@ -81,9 +80,8 @@ class Meter:
         return {
             "round_trips": round(float(row["trips"]) / N, 2),  # statements the client sent
             "statements": round(float(row["calls"]) / N, 2),  # with those run inside (foreign-key checks)
-            "commits": round(float(row["commits"]) / N, 2),
+            "commits": round(float(row["commits"]) / N, 2),  # explicit COMMITs (one statement commits alone)
             "exec_ms": round(float(row["ms"]) / N, 3),  # the server's time executing them
-            "commit_ms": round(float(row["commit_ms"]), 3),  # one COMMIT: WAL flush and the synchronous standby's
             "wal_bytes": round(float(row["wal"]) / N),
             "wal_bytes_lsn": round(float(lsn) / N),
             "client_ms": round(elapsed * 1000 / N, 2),
@@ -178,7 +176,7 @@ async def test_what_each_operation_costs_the_primary(
 
     assert figures["verify"]["statements"] == 0, "Verify touched the database"
     for op in ("login (password)", "refresh", "revoke (access token)"):
-        assert figures[op]["round_trips"] >= 2 and figures[op]["commits"] >= 1 and figures[op]["wal_bytes"] > 0, op
+        assert figures[op]["round_trips"] >= 1 and figures[op]["wal_bytes"] > 0, op  # it wrote, and committed
     assert figures["propagation"]["notify"]["p50_ms"] < figures["propagation"]["reconcile only (1 s)"]["p50_ms"]
     text = json.dumps({"per_operation": figures, "statements": queries}, indent=1)
     if os.environ.get("AUTHSVC_HA_REPORT"):
