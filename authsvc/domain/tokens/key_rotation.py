@@ -108,4 +108,4 @@ async def revoke_key(store: Store, kek: Kek, policy: Policy, clock: Clock, kid: 
     if not await store.revoke_signing_key(kid, now, replacement, now + KEY_EVENT_TTL):
         raise PreconditionFailed(f"no published key {kid}")
     await ensure_keys(store, kek, policy, clock)
-    await store.audit("key_revoked", now, outcome="ok", actor=actor, detail=f"kid={kid} replacement={replacement.kid}")
+    await store.audit("key_revoked", now, outcome="ok", actor=actor, detail=f"kid={kid}")
