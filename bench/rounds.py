@@ -71,6 +71,7 @@ class Round:
     issue_pw: RunResult
     pgbench: PgbenchResult
     refresh: RunResult
+    pgbench_revoke: PgbenchResult  # Revoke's own statement: the Revoke row's ceiling
 
 
 def _tag(name: str, n: int) -> str:
@@ -144,7 +145,11 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
         _tag("Refresh", n), t.server, REFRESH, [refresh_request(tok) for tok in tokens], expect=TOKENS, cycle=False
     )
 
+    say("pgbench with Revoke's SQL ...")
+    pg_revoke = await pgbench.run_revoke(t.admin_url, run.workdir, cfg.pgbench_clients, cfg.warmup, cfg.seconds)
+    say(f"  {pg_revoke.tps:,.0f} tps, {pg_revoke.latency_ms:.2f} ms average, {pg_revoke.failed} failed")
+
     return Round(
         empty, empty_after, verify_distinct, verify_hot, verify_one, check_hot, issue_cc, revoke, loc, argon,
-        reference, cores, issue_pw, pg, refresh,
+        reference, cores, issue_pw, pg, refresh, pg_revoke,
     )  # fmt: skip
