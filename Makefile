@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(BIN)/pip install --quiet -e clients/python -e '.[dev,embedded,otel]'
 	touch $@
 
+## install also brings Debian's libzbar0 (the QR decoder the tests use) when root and missing
 install: $(STAMP)
+	@ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0' || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && { apt-get install -y -qq libzbar0 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libzbar0 >/dev/null; }; }; } || echo "libzbar0 missing: the QR decoding test will fail"
 
 ## run: serve on $$AUTHSVC_LISTEN (default 127.0.0.1:50051); embedded Postgres when AUTHSVC_DATABASE_URL is unset
 run: install

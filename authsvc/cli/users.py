@@ -8,7 +8,7 @@ import sys
 from authsvc.cli._common import OPERATOR, Column, Verbs, find_user, joined, print_table, read_password, when
 from authsvc.config import Settings
 from authsvc.domain.clock import SystemClock
-from authsvc.domain.identity import accounts
+from authsvc.domain.identity import accounts, enrolment, qr
 from authsvc.domain.identity.passwords import Passwords
 from authsvc.domain.models import User
 from authsvc.errors import Conflict, InvalidArgument
@@ -97,6 +97,25 @@ async def _user_disable(settings: Settings, store: PostgresStore, args: argparse
     return 0
 
 
+async def _user_enroll_mfa(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    user = await store.user_by_name(args.name)
+    if user is None:
+        print(f"error: no user {args.name!r}", file=sys.stderr)
+        return 1
+    kek, clock = settings.load_kek(), SystemClock()
+    started = await enrolment.start(store, kek, settings.policy, clock, user, actor=OPERATOR)
+    # The QR code and the key are the TOTP secret: they go to this terminal only.
+    print(qr.terminal(started.otpauth_uri))
+    print(f"scan with an authenticator app, or enter the key {started.secret}")
+    print("the first code the app shows: ", end="", flush=True)
+    code = sys.stdin.readline().strip()
+    codes = await enrolment.finish(store, kek, settings.policy, clock, user.id, code, actor=OPERATOR)
+    print("MFA enrolled. Recovery codes, each usable once (shown only now):")
+    for c in codes:
+        print(f"  {c}")
+    return 0
+
+
 def register(verbs: Verbs) -> None:
     user = verbs.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="add a user; the password is read from a prompt or stdin")
@@ -113,6 +132,11 @@ def register(verbs: Verbs) -> None:
     reset = user.add_parser("reset-mfa", help="remove the user's TOTP and recovery codes; revokes all sessions")
     reset.add_argument("name")
     reset.set_defaults(run=_user_reset_mfa)
+    enroll = user.add_parser(
+        "enroll-mfa", help="enrol the user in TOTP here: shows the QR code, reads the first code from stdin"
+    )
+    enroll.add_argument("name")
+    enroll.set_defaults(run=_user_enroll_mfa)
     disable = user.add_parser("disable", help="refuse the user's logins and refreshes; revokes all sessions at once")
     disable.add_argument("name")
     disable.set_defaults(run=_user_disable)

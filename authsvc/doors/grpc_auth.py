@@ -160,7 +160,9 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         self, request: pb.EnrollMFARequest, context: Context
     ) -> pb.EnrollMFAResponse:
         result = await enrolment.enroll(self._deps, convert.bearer(context), convert.call_info(context))
-        return pb.EnrollMFAResponse(otpauth_uri=result.otpauth_uri, secret=result.secret)
+        return pb.EnrollMFAResponse(
+            otpauth_uri=result.otpauth_uri, secret=result.secret, qr_svg=result.qr.svg, qr_png=result.qr.png
+        )
 
     @rpc
     async def ConfirmMFA(

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import grpc
@@ -229,3 +230,18 @@ def test_operator_commands_are_audited_with_their_actor(chain_db: str) -> None:
     assert events["key_rotated"]["actor"].startswith("cli:") and "forced=True" in events["key_rotated"]["detail"]
     assert "a long enough password" not in out.stdout
     assert cli(chain_db, "verify").returncode == 0
+
+
+README_COMMANDS = (
+    ("verify",),
+    ("list", "--type", "login_failed", "--since", "1h"),
+    ("list", "--since", "2026-01-01T00:00:00Z", "--json"),
+)
+
+
+def test_readme_audit_commands_work_as_written(chain_db: str) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for args in README_COMMANDS:
+        assert " ".join((".venv/bin/authsvc", "audit", *args)) in readme
+        done = cli(chain_db, *args)
+        assert done.returncode == 0, done.stderr

@@ -565,19 +565,27 @@ class EnrollMFAResponse(_message.Message):
 
     OTPAUTH_URI_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    QR_SVG_FIELD_NUMBER: _builtins.int
+    QR_PNG_FIELD_NUMBER: _builtins.int
     otpauth_uri: _builtins.str
     """for an authenticator app (otpauth://totp/...)"""
     secret: _builtins.str
     """base32, for manual entry"""
+    qr_svg: _builtins.str
+    """otpauth_uri as a QR code: an SVG document"""
+    qr_png: _builtins.bytes
+    """the same QR code as a PNG image"""
     def __init__(
         self,
         *,
         otpauth_uri: _builtins.str = ...,
         secret: _builtins.str = ...,
+        qr_svg: _builtins.str = ...,
+        qr_png: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["otpauth_uri", b"otpauth_uri", "secret", b"secret"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["otpauth_uri", b"otpauth_uri", "qr_png", b"qr_png", "qr_svg", b"qr_svg", "secret", b"secret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
