@@ -100,6 +100,8 @@ class Settings:
             key_rotation_interval=reader.integer("AUTHSVC_KEY_ROTATION_INTERVAL", 30 * 24 * 3600, 0, 10 * 366 * 86400),
             key_publish_lead=reader.integer("AUTHSVC_KEY_PUBLISH_LEAD", 3600, 0, 7 * 24 * 3600),
             key_reload_interval=reader.integer("AUTHSVC_KEY_RELOAD_INTERVAL", 30, 1, 3600),
+            trust_domain=reader.text("AUTHSVC_TRUST_DOMAIN", env.get("AUTHSVC_ISSUER") or "authsvc"),
+            txn_token_ttl=reader.integer("AUTHSVC_TXN_TOKEN_TTL", 60, 5, 600),
             account_limit=Limit(
                 reader.integer("AUTHSVC_LOGIN_MAX_FAILURES", 5, 1, 1000),
                 900.0,

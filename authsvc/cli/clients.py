@@ -1,4 +1,4 @@
-"""``authsvc client add | list``"""
+"""``authsvc client add | set | list``"""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ import sys
 
 from authsvc.cli._common import Verbs
 from authsvc.config import Settings
+from authsvc.domain import validate
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.identity import credentials
-from authsvc.errors import Conflict
+from authsvc.errors import Conflict, InvalidArgument
 from authsvc.store.postgres import PostgresStore
 
 
 async def _client_add(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
     if not args.audience:
         print("error: a client needs at least one --audience", file=sys.stderr)
+        return 2
+    if not _valid_audiences(args.exchange_audience):
         return 2
     mtls = bool(args.tls_san_uri or args.tls_thumbprint)
     client_id = credentials.new_client_id()
@@ -25,6 +28,7 @@ async def _client_add(settings: Settings, store: PostgresStore, args: argparse.N
         await store.create_client(
             client_id, args.name, credentials.digest(secret) if secret else b"", args.scope, args.audience,
             SystemClock().now(), tls_san_uri=args.tls_san_uri, tls_thumbprint=args.tls_thumbprint,
+            exchange_audiences=args.exchange_audience,
         )  # fmt: skip
     except Conflict:
         print(f"error: client {args.name!r} (or its certificate) exists", file=sys.stderr)
@@ -38,9 +42,37 @@ async def _client_add(settings: Settings, store: PostgresStore, args: argparse.N
     return 0
 
 
+def _valid_audiences(audiences: list[str]) -> bool:
+    try:
+        validate.names(audiences, "exchange audience")
+    except InvalidArgument as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return False
+    return True
+
+
+async def _client_set(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    if not args.exchange_audience and not args.no_exchange:
+        print("error: nothing to set (--exchange-audience A, or --no-exchange)", file=sys.stderr)
+        return 2
+    if args.exchange_audience and args.no_exchange:
+        print("error: --exchange-audience and --no-exchange contradict each other", file=sys.stderr)
+        return 2
+    if not _valid_audiences(args.exchange_audience):
+        return 2
+    if not await store.set_exchange_audiences(args.client, args.exchange_audience):
+        print(f"error: no client {args.client!r}", file=sys.stderr)
+        return 1
+    print(f"exchange audiences of {args.client}: {','.join(args.exchange_audience) or '-'}")
+    return 0
+
+
 async def _client_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
     for c in await store.list_clients():
-        print(f"{c.id}  {c.name:<24} aud={','.join(c.audiences)} scopes={','.join(c.scopes) or '-'}")
+        print(
+            f"{c.id}  {c.name:<24} aud={','.join(c.audiences)} scopes={','.join(c.scopes) or '-'}"
+            f" exchange={','.join(c.exchange_audiences) or '-'}"
+        )
     return 0
 
 
@@ -53,5 +85,17 @@ def register(verbs: Verbs) -> None:
     tls = cadd.add_mutually_exclusive_group()
     tls.add_argument("--tls-san-uri", help="authenticate by mTLS certificate with this URI SAN (a SPIFFE ID)")
     tls.add_argument("--tls-thumbprint", help="authenticate by mTLS certificate with this base64url SHA-256")
+    cadd.add_argument(
+        "--exchange-audience", action="append", default=[],
+        help="an audience it may exchange received tokens for (RFC 8693; repeat); none by default",
+    )  # fmt: skip
     cadd.set_defaults(run=_client_add)
+    cset = client.add_parser("set", help="change a client's exchange policy")
+    cset.add_argument("client", help="the client's id or name")
+    cset.add_argument(
+        "--exchange-audience", action="append", default=[],
+        help="an audience it may exchange received tokens for (repeat); replaces the list",
+    )  # fmt: skip
+    cset.add_argument("--no-exchange", action="store_true", help="it may exchange no token")
+    cset.set_defaults(run=_client_set)
     client.add_parser("list", help="list clients").set_defaults(run=_client_list)

@@ -36,6 +36,9 @@ class Client:
     disabled: bool
     tls_san_uri: str | None = None
     tls_thumbprint: str | None = None
+    #: Audiences this client may exchange a received token for (RFC 8693);
+    #: none by default.
+    exchange_audiences: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
+from authsvc.domain.tokens.exchange import Exchanged, ExchangeRequest
 from authsvc_client import AccessClaims, Reason, pb
+from authsvc_client._models import actor_message
 
 _MAX_USER_AGENT = 256
 
@@ -119,6 +121,23 @@ def claims(c: AccessClaims) -> pb.Claims:
         iss=c.iss, sub=c.sub, aud=list(c.aud), exp=c.exp, iat=c.iat, nbf=c.nbf, jti=c.jti,
         client_id=c.client_id, scope=list(c.scope), sid=c.sid, auth_time=c.auth_time,
         amr=list(c.amr), acr=c.acr, cnf_x5t_s256=c.cnf_x5t_s256,
+        act=actor_message(c.act) if c.act is not None else None,
+    )  # fmt: skip
+
+
+def exchange_request(m: pb.ExchangeTokenRequest) -> ExchangeRequest:
+    return ExchangeRequest(
+        client_id=m.client.client_id, client_secret=m.client.client_secret, subject_token=m.subject_token,
+        subject_token_type=m.subject_token_type, audiences=tuple(m.audience), scopes=tuple(m.scope),
+        requested_token_type=m.requested_token_type, request_context=m.request_context,
+        request_details=m.request_details, purpose=m.purpose,
+    )  # fmt: skip
+
+
+def exchanged(e: Exchanged) -> pb.ExchangeTokenResponse:
+    return pb.ExchangeTokenResponse(
+        access_token=e.token, issued_token_type=e.issued_token_type, token_type=e.token_type,
+        expires_in=e.expires_in, scope=list(e.scopes),
     )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from authsvc.domain.deps import Deps
 from authsvc.domain.identity import enrolment, login
 from authsvc.domain.models import TokenPair
 from authsvc.domain.sessions import listing, refresh, revoke, watch
+from authsvc.domain.tokens import exchange
 from authsvc.doors import convert
 from authsvc.doors.convert import Context
 from authsvc.doors.grpc_status import abort_internal, abort_with, status_of
@@ -68,7 +69,9 @@ def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
     return wrapper
 
 
-def _requirements(audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int) -> Requirements:
+def _requirements(
+    audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int, max_depth: int | None = None
+) -> Requirements:
     """Verify's requirements, checked as any input is (a pure function of them)."""
     if not audience:
         raise InvalidArgument("audience is required")
@@ -79,7 +82,9 @@ def _requirements(audience: str, scopes: tuple[str, ...], thumbprint: str, max_a
         raise InvalidArgument("cert_thumbprint is too long")
     if max_age < 0:
         raise InvalidArgument("max_auth_age_seconds must not be negative")
-    return Requirements(audience, scopes, thumbprint, max_age)
+    if max_depth is not None and max_depth < 0:
+        raise InvalidArgument("max_delegation_depth must not be negative")
+    return Requirements(audience, scopes, thumbprint, max_age, max_delegation_depth=max_depth)
 
 
 class _SeenRequest:
@@ -93,9 +98,10 @@ class _SeenRequest:
         self.answer: bytes | None = None  # the serialized VerifyResponse, when the token was active
 
 
-def _read_verify_request(
-    data: bytes, checked: dict[tuple[str, tuple[str, ...], str, int], Requirements]
-) -> _SeenRequest:
+_Asked = tuple[str, tuple[str, ...], str, int, int | None]
+
+
+def _read_verify_request(data: bytes, checked: dict[_Asked, Requirements]) -> _SeenRequest:
     """Parse and check a Verify request; ``checked`` keeps requirements
     already checked (callers ask for the same few over and over)."""
     try:
@@ -107,7 +113,10 @@ def _read_verify_request(
         raise InvalidArgument("token is required")
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidArgument("token is too long")
-    asked = (request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds)
+    depth = request.max_delegation_depth if request.HasField("max_delegation_depth") else None
+    asked = (
+        request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds, depth
+    )  # fmt: skip
     requirements = checked.get(asked)
     if requirements is None:  # checked once per distinct set of requirements
         requirements = _requirements(*asked)
@@ -122,9 +131,9 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         self._deps = deps
         self._metrics = metrics or Metrics()
         self._verify_requests: OrderedDict[bytes, _SeenRequest] = OrderedDict()
-        # Verify's (audience, scopes, thumbprint, max age) -> checked Requirements:
-        # callers ask for the same few over and over.
-        self._requirements: dict[tuple[str, tuple[str, ...], str, int], Requirements] = {}
+        # Verify's (audience, scopes, thumbprint, max age, max depth) -> checked
+        # Requirements: callers ask for the same few over and over.
+        self._requirements: dict[_Asked, Requirements] = {}
 
     @rpc
     async def Issue(self, request: pb.IssueRequest, context: Context) -> pb.IssueResponse:
@@ -249,6 +258,13 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             await abort_with(context, error)
         else:
             await abort_internal(context)
+
+    @rpc
+    async def ExchangeToken(
+        self, request: pb.ExchangeTokenRequest, context: Context
+    ) -> pb.ExchangeTokenResponse:
+        result = await exchange.exchange(self._deps, convert.exchange_request(request), convert.call_info(context))
+        return convert.exchanged(result)
 
     @rpc
     async def GetJWKS(self, request: pb.GetJWKSRequest, context: Context) -> pb.GetJWKSResponse:

@@ -52,6 +52,7 @@ def client(row: Any) -> Client:
         disabled=row["disabled"],
         tls_san_uri=row["tls_san_uri"],
         tls_thumbprint=row["tls_thumbprint"],
+        exchange_audiences=tuple(row["exchange_audiences"]),
     )
 
 

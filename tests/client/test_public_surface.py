@@ -17,7 +17,9 @@ EXPECTED = [
     "DEFAULT_TIMEOUT",
     "MAX_TOKEN_LENGTH",
     "SIGNING_ALGORITHMS",
+    "TXN_TOKEN_TYPE",
     "AccessClaims",
+    "Actor",
     "AsyncAuthClient",
     "AsyncAuthServerInterceptor",
     "AsyncClientCredentialsAuth",
@@ -26,6 +28,7 @@ EXPECTED = [
     "AuthsvcError",
     "ClientCredential",
     "ClientCredentialsAuth",
+    "ExchangedToken",
     "InvalidCredentials",
     "KeySet",
     "MfaChallenge",
@@ -42,6 +45,8 @@ EXPECTED = [
     "TokenPair",
     "TokenRejected",
     "TokenVerifier",
+    "TxnClaims",
+    "TxnRequirements",
     "Unavailable",
     "VerificationKey",
     "VerifierStats",
@@ -51,6 +56,7 @@ EXPECTED = [
     "grpc",
     "pb",
     "verify_access_token",
+    "verify_txn_token",
 ]
 
 

@@ -109,19 +109,9 @@ async def issue_with_client(
     """OAuth client credentials: an access token only, no session, no refresh
     token. A client registered for mTLS (RFC 8705 section 2) proves itself with
     its certificate and sends no secret."""
-    validate.text(client_id, "client_id")
-    if client_secret:
-        validate.text(client_secret, "client_secret", validate.MAX_SECRET)
     audiences, scopes = validate.names(audiences, "audience"), validate.names(scopes, "scope")
+    client = await authenticate_client(deps, client_id, client_secret, call)
     now = deps.clock.now()
-    client = await deps.store.client_by_id(client_id)
-    if client is not None and (client.tls_san_uri or client.tls_thumbprint):
-        ok = not client_secret and _certificate_matches(client, call)
-    else:
-        ok = bool(client_secret) and credentials.matches(client_secret, client.secret_hash if client else b"\0" * 32)
-    if client is None or not ok or client.disabled:
-        await deps.store.audit("client_auth_failed", now, subject=client_id if client else "", peer=call.peer)
-        raise InvalidCredentials()
     granted_aud = narrow(audiences, client.audiences, "audience")
     granted_scopes = narrow(scopes, client.scopes, "scope")
     token, _, exp = access_token(
@@ -138,6 +128,26 @@ async def issue_with_client(
         ),
     )
     return TokenPair(access_token=token, expires_in=exp - int(now), scopes=granted_scopes)
+
+
+async def authenticate_client(deps: Deps, client_id: str, client_secret: str, call: CallInfo) -> Client:
+    """The service client that proved itself with its secret, or with its
+    registered mTLS certificate and no secret (RFC 8705 section 2); else
+    InvalidCredentials, one answer for every cause. Issue's client credential
+    and the actor of a token exchange both come through here."""
+    validate.text(client_id, "client_id")
+    if client_secret:
+        validate.text(client_secret, "client_secret", validate.MAX_SECRET)
+    client = await deps.store.client_by_id(client_id)
+    if client is not None and (client.tls_san_uri or client.tls_thumbprint):
+        ok = not client_secret and _certificate_matches(client, call)
+    else:
+        ok = bool(client_secret) and credentials.matches(client_secret, client.secret_hash if client else b"\0" * 32)
+    if client is None or not ok or client.disabled:
+        now = deps.clock.now()
+        await deps.store.audit("client_auth_failed", now, subject=client_id if client else "", peer=call.peer)
+        raise InvalidCredentials()
+    return client
 
 
 def _certificate_matches(client: Client, call: CallInfo) -> bool:

@@ -25,6 +25,7 @@ from ._jose import SIGNING_ALGORITHMS
 from ._keys import KeySet, VerificationKey
 from ._models import (
     ClientCredential,
+    ExchangedToken,
     MfaChallenge,
     MfaEnrolment,
     PasswordCredential,
@@ -36,11 +37,13 @@ from ._models import (
 from ._proto import auth_pb2 as pb
 from ._proto import auth_pb2_grpc as grpc
 from ._retry import RetryPolicy
+from ._txn import TXN_TOKEN_TYPE, TxnClaims, TxnRequirements, verify_txn_token
 from ._verifier import TokenVerifier, VerifierStats
 from ._verify import (
     DEFAULT_LEEWAY_SECONDS,
     MAX_TOKEN_LENGTH,
     AccessClaims,
+    Actor,
     Reason,
     Requirements,
     TokenRejected,
@@ -52,7 +55,9 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_TOKEN_LENGTH",
     "SIGNING_ALGORITHMS",
+    "TXN_TOKEN_TYPE",
     "AccessClaims",
+    "Actor",
     "AsyncAuthClient",
     "AsyncAuthServerInterceptor",
     "AsyncClientCredentialsAuth",
@@ -61,6 +66,7 @@ __all__ = [
     "AuthsvcError",
     "ClientCredential",
     "ClientCredentialsAuth",
+    "ExchangedToken",
     "InvalidCredentials",
     "KeySet",
     "MfaChallenge",
@@ -77,6 +83,8 @@ __all__ = [
     "TokenPair",
     "TokenRejected",
     "TokenVerifier",
+    "TxnClaims",
+    "TxnRequirements",
     "Unavailable",
     "VerificationKey",
     "VerifierStats",
@@ -86,4 +94,5 @@ __all__ = [
     "grpc",
     "pb",
     "verify_access_token",
+    "verify_txn_token",
 ]

@@ -1,0 +1,223 @@
+"""ExchangeToken (RFC 8693): delegated access tokens with `act`, the exchange
+policy, scope and lifetime limits, and revocation through the session."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Sequence
+
+import grpc
+import pytest
+
+from authsvc.domain.identity import credentials
+from authsvc_client import Actor, AsyncAuthClient, ClientCredential, Reason, Requirements, pb
+
+from ..conftest import TEST_KEK, unique
+from ..e2e.procs import AUTHSVC, cli, server_env
+from .helpers import ClientCreds, add_user, bearer, login, self_login
+
+ACCESS = "urn:ietf:params:oauth:token-type:access_token"
+
+
+async def add_actor(
+    store, clock, exchange: Sequence[str] = ("orders",), scopes: Sequence[str] = ("read",)
+) -> ClientCreds:
+    client_id, secret = credentials.new_client_id(), credentials.new_client_secret()
+    await store.create_client(
+        client_id, unique("svc"), credentials.digest(secret), scopes, ("gateway",), clock.now(),
+        exchange_audiences=exchange,
+    )  # fmt: skip
+    return ClientCreds(client_id, secret)
+
+
+def request(actor: ClientCreds, token: str, audience: Sequence[str] = ("orders",), **kw) -> pb.ExchangeTokenRequest:
+    return pb.ExchangeTokenRequest(
+        client=pb.ClientCredential(client_id=actor.id, client_secret=actor.secret),
+        subject_token=token, audience=list(audience), **kw,
+    )  # fmt: skip
+
+
+async def user_token(stub, store, passwords, clock, scope=("read", "write")) -> tuple[pb.TokenPair, str]:
+    user = await add_user(store, passwords, clock, scopes=("read", "write"), audiences=("gateway",))
+    return await login(stub, user, audience=["gateway"], scope=list(scope)), user.id
+
+
+async def denied(stub, req: pb.ExchangeTokenRequest) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ExchangeToken(req)
+    return err.value.code(), err.value.details()
+
+
+async def test_exchange_gives_a_narrower_token_that_says_who_acts(stub, store, passwords, clock):
+    pair, user_id = await user_token(stub, store, passwords, clock)
+    gateway = await add_actor(store, clock)
+    got = await stub.ExchangeToken(request(gateway, pair.access_token, subject_token_type=ACCESS))
+    assert (got.issued_token_type, got.token_type, list(got.scope)) == (ACCESS, "Bearer", ["read"])
+    assert 0 < got.expires_in <= pair.expires_in
+    answer = await stub.Verify(pb.VerifyRequest(token=got.access_token, audience="orders", required_scope=["read"]))
+    assert answer.active
+    c = answer.claims
+    assert (c.sub, list(c.aud), c.sid, c.client_id) == (user_id, ["orders"], pair.session_id, gateway.id)
+    assert c.act.sub == gateway.id and not c.act.HasField("act")
+    assert list(c.amr) == ["pwd"]
+    # The subject's own token was for the gateway, not for orders.
+    assert not (await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))).active
+
+
+async def test_chains_nest_act_and_verify_can_limit_the_hops(stub, store, passwords, clock):
+    pair, _ = await user_token(stub, store, passwords, clock)
+    gateway = await add_actor(store, clock, exchange=("orders",))
+    orders = await add_actor(store, clock, exchange=("payments",))
+    first = await stub.ExchangeToken(request(gateway, pair.access_token))
+    second = await stub.ExchangeToken(request(orders, first.access_token, audience=("payments",)))
+    c = (await stub.Verify(pb.VerifyRequest(token=second.access_token, audience="payments"))).claims
+    assert (c.act.sub, c.act.act.sub) == (orders.id, gateway.id)  # the latest actor outermost
+    for depth, active in ((None, True), (2, True), (1, False), (0, False)):
+        verify = pb.VerifyRequest(token=second.access_token, audience="payments")
+        if depth is not None:
+            verify.max_delegation_depth = depth
+        answer = await stub.Verify(verify)
+        assert answer.active is active, depth
+        if not active:
+            assert answer.reason == pb.INACTIVE_REASON_DELEGATION_TOO_DEEP
+    # 0 refuses every delegated token, and no undelegated one.
+    user_only = pb.VerifyRequest(token=pair.access_token, audience="gateway", max_delegation_depth=0)
+    assert (await stub.Verify(user_only)).active
+
+
+async def test_an_actor_without_exchange_policy_is_refused(stub, store, passwords, clock):
+    pair, _ = await user_token(stub, store, passwords, clock)
+    nobody = await add_actor(store, clock, exchange=())
+    assert await denied(stub, request(nobody, pair.access_token)) == (
+        grpc.StatusCode.PERMISSION_DENIED, "audience not allowed for exchange",
+    )  # fmt: skip
+    gateway = await add_actor(store, clock, exchange=("orders",))
+    code, _ = await denied(stub, request(gateway, pair.access_token, audience=("orders", "billing")))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    # authsvc's own audience never, whatever a policy says.
+    own = await add_actor(store, clock, exchange=("authsvc",))
+    code, _ = await denied(stub, request(own, pair.access_token, audience=("authsvc",)))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_scopes_are_at_most_subject_and_actor_scopes(stub, store, passwords, clock):
+    pair, _ = await user_token(stub, store, passwords, clock, scope=("read",))
+    wide = await add_actor(store, clock, scopes=("read", "write", "admin"))
+    for scope in (["write"], ["admin"], ["read", "write"]):  # the subject has read only
+        assert (await denied(stub, request(wide, pair.access_token, scope=scope)))[0] == (
+            grpc.StatusCode.PERMISSION_DENIED
+        )
+    narrow_actor = await add_actor(store, clock, scopes=("write",))  # nothing in common with the subject
+    assert await denied(stub, request(narrow_actor, pair.access_token)) == (
+        grpc.StatusCode.PERMISSION_DENIED, "no scope to delegate",
+    )  # fmt: skip
+    got = await stub.ExchangeToken(request(wide, pair.access_token, scope=["read"]))
+    assert list(got.scope) == ["read"]
+
+
+async def test_the_actor_authenticates_as_issue_does(stub, store, passwords, clock):
+    pair, _ = await user_token(stub, store, passwords, clock)
+    gateway = await add_actor(store, clock)
+    wrong = ClientCreds(gateway.id, gateway.secret[:-1] + ("A" if gateway.secret[-1] != "A" else "B"))
+    assert await denied(stub, request(wrong, pair.access_token)) == (
+        grpc.StatusCode.UNAUTHENTICATED, "invalid credentials",
+    )  # fmt: skip
+    assert (await denied(stub, request(ClientCreds("c_nobody", "x"), pair.access_token)))[0] == (
+        grpc.StatusCode.UNAUTHENTICATED
+    )
+
+
+async def test_a_bad_subject_token_is_an_invalid_request(stub, store, passwords, clock):
+    pair, _ = await user_token(stub, store, passwords, clock)
+    gateway = await add_actor(store, clock)
+    forged = pair.access_token[:-4] + ("AAAA" if not pair.access_token.endswith("AAAA") else "BBBB")
+    for token in ("not-a-token", forged):
+        assert await denied(stub, request(gateway, token)) == (
+            grpc.StatusCode.INVALID_ARGUMENT, "invalid subject_token",
+        )  # fmt: skip
+    for bad in ({"requested_token_type": "urn:example:saml"}, {"subject_token_type": "urn:example:saml"}):
+        assert (await denied(stub, request(gateway, pair.access_token, **bad)))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await denied(stub, request(gateway, pair.access_token, audience=())))[0] == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
+async def test_lifetime_is_capped_by_the_subject_token_and_expiry_refuses(stub, store, passwords, clock):
+    pair, _ = await user_token(stub, store, passwords, clock)
+    gateway = await add_actor(store, clock)
+    clock.advance(pair.expires_in - 40)  # 40 s of the subject token left
+    got = await stub.ExchangeToken(request(gateway, pair.access_token))
+    assert got.expires_in == 40
+    claims = (await stub.Verify(pb.VerifyRequest(token=got.access_token, audience="orders"))).claims
+    assert claims.exp == (await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="gateway"))).claims.exp
+    clock.advance(100)  # past exp and the leeway
+    assert (await denied(stub, request(gateway, pair.access_token)))[0] == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_revoking_the_session_ends_every_exchanged_token(stub, store, passwords, clock):
+    user = await add_user(store, passwords, clock, scopes=("read",), audiences=("gateway",))
+    pair = await login(stub, user, audience=["gateway"])
+    gateway = await add_actor(store, clock, exchange=("orders",))
+    orders = await add_actor(store, clock, exchange=("payments",))
+    first = await stub.ExchangeToken(request(gateway, pair.access_token))
+    second = await stub.ExchangeToken(request(orders, first.access_token, audience=("payments",)))
+    own = await self_login(stub, user)
+    await stub.Revoke(pb.RevokeRequest(session_id=pair.session_id), metadata=bearer(own.access_token))
+    for token, audience in ((first.access_token, "orders"), (second.access_token, "payments")):
+        answer = await stub.Verify(pb.VerifyRequest(token=token, audience=audience))
+        assert (answer.active, answer.reason) == (False, pb.INACTIVE_REASON_REVOKED)
+    code, _ = await denied(stub, request(gateway, pair.access_token))  # and no new exchange
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_service_token_can_be_exchanged_too(stub, store, clock):
+    """A service acting for another service: no session, the subject's own
+    client token; revoking the subject still ends it (by subject and iat)."""
+    caller = await add_actor(store, clock, exchange=(), scopes=("read",))
+    issued = await stub.Issue(
+        pb.IssueRequest(client=pb.ClientCredential(client_id=caller.id, client_secret=caller.secret))
+    )
+    gateway = await add_actor(store, clock)
+    got = await stub.ExchangeToken(request(gateway, issued.tokens.access_token))
+    c = (await stub.Verify(pb.VerifyRequest(token=got.access_token, audience="orders"))).claims
+    assert (c.sub, c.sid, c.act.sub, list(c.amr)) == (caller.id, "", gateway.id, [])
+
+
+
+async def test_the_client_package_exchanges_and_reads_act(app, stub, store, passwords, clock):
+    pair, user_id = await user_token(stub, store, passwords, clock)
+    gateway = await add_actor(store, clock)
+    async with AsyncAuthClient(grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")) as client:
+        got = await client.exchange_token(
+            ClientCredential(gateway.id, gateway.secret), pair.access_token, audience=["orders"], scope=["read"]
+        )
+        assert (got.token_type, got.scope) == ("Bearer", ("read",))
+        assert got.access_token not in repr(got)
+        result = await client.verify(got.access_token, Requirements("orders"))
+        assert result.claims is not None and result.claims.act == Actor(gateway.id)
+        assert result.claims.sub == user_id and result.claims.raw["act"] == {"sub": gateway.id}
+        refused = await client.verify(got.access_token, Requirements("orders", max_delegation_depth=0))
+        assert (refused.active, refused.reason) == (False, Reason.DELEGATION_TOO_DEEP)
+
+
+def test_the_cli_sets_and_lists_the_exchange_policy(database_url, tmp_path):
+    env = server_env(database_url, tmp_path, AUTHSVC_KEK=TEST_KEK)
+    name = unique("gw")
+    printed = cli(env, "client", "add", name, "--scope", "read", "--audience", "gateway",
+                  "--exchange-audience", "orders", "--exchange-audience", "payments")  # fmt: skip
+    client_id = re.search(r"client_id:\s+(\S+)", printed).group(1)  # type: ignore[union-attr]
+
+    def listed() -> str:
+        line = next(line for line in cli(env, "client", "list").splitlines() if line.startswith(client_id))
+        return line.rsplit(" ", 1)[1]
+
+    assert listed() == "exchange=orders,payments"
+    said = cli(env, "client", "set", name, "--exchange-audience", "billing")
+    assert said == f"exchange audiences of {name}: billing\n"
+    assert listed() == "exchange=billing"
+    cli(env, "client", "set", client_id, "--no-exchange")  # by id as well as by name
+    assert listed() == "exchange=-"
+    refused = subprocess.run([str(AUTHSVC), "client", "set", "nobody-" + name, "--exchange-audience", "x"],
+                             env=env, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert (refused.returncode, refused.stderr) == (1, f"error: no client 'nobody-{name}'\n")
