@@ -46,7 +46,7 @@ async def user_token(stub, store, passwords, clock, scope=("read", "write")) -> 
 async def denied(stub, req: pb.ExchangeTokenRequest) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ExchangeToken(req)
-    return err.value.code(), err.value.details()
+    return err.value.code(), err.value.details() or ""
 
 
 async def test_exchange_gives_a_narrower_token_that_says_who_acts(stub, store, passwords, clock):
@@ -206,7 +206,9 @@ def test_the_cli_sets_and_lists_the_exchange_policy(database_url, tmp_path):
     name = unique("gw")
     printed = cli(env, "client", "add", name, "--scope", "read", "--audience", "gateway",
                   "--exchange-audience", "orders", "--exchange-audience", "payments")  # fmt: skip
-    client_id = re.search(r"client_id:\s+(\S+)", printed).group(1)  # type: ignore[union-attr]
+    found = re.search(r"client_id:\s+(\S+)", printed)
+    assert found, printed
+    client_id = found.group(1)
 
     def listed() -> str:
         line = next(line for line in cli(env, "client", "list").splitlines() if line.startswith(client_id))
