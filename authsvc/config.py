@@ -50,6 +50,28 @@ class TlsFiles:
         return self.cert.read_bytes(), self.key.read_bytes(), ca
 
 
+#: An HTTP field name (RFC 9110 section 5.1), lower case as HTTP/2 sends it.
+_HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]{1,64}")
+#: Headers an upstream relies on from the client or from Envoy: never ours to set.
+_RESERVED_HEADERS = frozenset({"authorization", "host", "content-length", "content-type", "te", "cookie"})
+
+
+@dataclass(frozen=True)
+class EnvoySettings:
+    """The ext_authz Check (authsvc/doors/envoy.py): what a route requires when
+    its ``context_extensions`` say nothing, and the headers an accepted
+    request carries upstream. Each header is set, never appended: a client
+    cannot smuggle in its own ``x-authsvc-subject``."""
+
+    default_audience: str | None = None
+    subject_header: str = "x-authsvc-subject"
+    scope_header: str = "x-authsvc-scope"
+    client_id_header: str = "x-authsvc-client-id"
+    session_header: str = "x-authsvc-session-id"
+    #: Drop the client's Authorization header before the request goes upstream.
+    remove_authorization: bool = False
+
+
 @dataclass(frozen=True)
 class Settings:
     listen: str = "127.0.0.1:50051"
@@ -72,6 +94,7 @@ class Settings:
     #: Replicas in this process group, each its own process on the same port
     #: (SO_REUSEPORT): one event loop tops out at about one core.
     workers: int = 1
+    envoy: EnvoySettings = field(default_factory=EnvoySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, serving: bool = True) -> Settings:
@@ -133,6 +156,7 @@ class Settings:
             use_notify=not reader.flag("AUTHSVC_NO_NOTIFY"),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             workers=reader.integer("AUTHSVC_WORKERS", 1, 1, 64),
+            envoy=reader.envoy(),
         )
         if settings.kek is not None:
             parse_kek(settings.kek)  # fail at start, not at the first secret
@@ -259,6 +283,27 @@ class _Reader:
                 raise ConfigError("AUTHSVC_TLS_CLIENT_CA: needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY")
             return None
         return TlsFiles(cert, key, ca)
+
+    def header(self, name: str, default: str) -> str:
+        value = (self._env.get(name) or default).lower()  # HTTP/2 field names are lower case
+        if not _HEADER_NAME.fullmatch(value) or value in _RESERVED_HEADERS:
+            raise ConfigError(f"{name}: must be an HTTP header name of at most 64 characters, not {value!r}")
+        return value
+
+    def envoy(self) -> EnvoySettings:
+        audience = self._env.get("AUTHSVC_ENVOY_DEFAULT_AUDIENCE")
+        settings = EnvoySettings(
+            default_audience=self.text("AUTHSVC_ENVOY_DEFAULT_AUDIENCE", "") if audience else None,
+            subject_header=self.header("AUTHSVC_ENVOY_SUBJECT_HEADER", "x-authsvc-subject"),
+            scope_header=self.header("AUTHSVC_ENVOY_SCOPE_HEADER", "x-authsvc-scope"),
+            client_id_header=self.header("AUTHSVC_ENVOY_CLIENT_ID_HEADER", "x-authsvc-client-id"),
+            session_header=self.header("AUTHSVC_ENVOY_SESSION_HEADER", "x-authsvc-session-id"),
+            remove_authorization=self.flag("AUTHSVC_ENVOY_REMOVE_AUTHORIZATION"),
+        )
+        names = (settings.subject_header, settings.scope_header, settings.client_id_header, settings.session_header)
+        if len(set(names)) != len(names):
+            raise ConfigError("AUTHSVC_ENVOY_*_HEADER: the four upstream headers must have distinct names")
+        return settings
 
     def listen(self, name: str, default: str) -> str:
         value = self._env.get(name) or default

@@ -21,9 +21,10 @@ from authsvc.domain.deps import Deps
 from authsvc.domain.identity.passwords import Passwords
 from authsvc.domain.tokens import key_rotation
 from authsvc.domain.tokens.live import LiveState
+from authsvc.doors import envoy
 from authsvc.doors.grpc_auth import AuthServicer
 from authsvc.doors.http import Route, SidePort
-from authsvc.doors.registry import add_to_server
+from authsvc.doors.registry import add_service, add_to_server
 from authsvc.errors import StoreUnavailable
 from authsvc.metrics import Metrics
 from authsvc.store.notify import Listener
@@ -113,9 +114,11 @@ class App:
         )
         self.servicer = AuthServicer(self.deps, self.metrics)
         add_to_server(self.servicer, server)
+        envoy_door = envoy.Authorizer(self.deps, settings.envoy, self.metrics)
+        add_service(envoy_door, server, envoy.SERVICE, envoy.MESSAGES)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (SERVICE_NAME, envoy.SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         try:
             if settings.tls is None:

@@ -101,6 +101,7 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
     # Each round's ceiling ran before and after its Verify figures.
     empty_rpc = _combine([r.empty for r in rounds] + [r.empty_after for r in rounds])
     v_distinct, v_hot, v_one = pick("verify_distinct"), pick("verify_hot"), pick("verify_one")
+    check_hot = pick("check_hot")
     issue_cc, issue_pw, refresh, revoke = pick("issue_cc"), pick("issue_pw"), pick("refresh"), pick("revoke")
     cold, warm = _mean([r.local.cold for r in rounds]), _mean([r.local.warm for r in rounds])
     bare = _mean([r.local.ceiling for r in rounds])
@@ -126,6 +127,12 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
             f"Verify RPC, one hot token ({tool})", v_one.rate, ceiling, empty_rpc.rate,
             ">= 0.85x", lambda m, r: r >= 0.85,
         ),
+        against(
+            f"Check (Envoy ext_authz), hot set of {HOT_SET} tokens ({tool})", check_hot.rate, ceiling,
+            empty_rpc.rate, ">= 0.8x of Verify's hot-set ratio",
+            lambda m, r: r >= 0.8 * v_hot.rate / empty_rpc.rate,
+        ),
+        latency(f"Check latency, hot set of {HOT_SET} ({tool})", check_hot, empty_rpc, 20),
         against(
             "Local verify, cold (signature checked), 1 thread", cold, "bare cryptography verify + b64 + json",
             bare, ">= 0.8x", lambda m, r: r >= 0.8,

@@ -18,8 +18,10 @@ from .probes import Probe, client_issue_request
 from .runner import Runner, say
 from .scenarios import (
     ACTIVE,
+    CHECK_ALLOWED,
     REVOKED_ONE,
     TOKENS,
+    check_request,
     client_grant,
     login_request,
     mint,
@@ -31,6 +33,7 @@ from .scenarios import (
 from .servers import ServerProcess
 
 VERIFY = "/authsvc.v1.AuthService/Verify"
+CHECK = "/envoy.service.auth.v3.Authorization/Check"
 ISSUE = "/authsvc.v1.AuthService/Issue"
 REFRESH = "/authsvc.v1.AuthService/Refresh"
 REVOKE = "/authsvc.v1.AuthService/Revoke"
@@ -58,6 +61,7 @@ class Round:
     verify_distinct: RunResult
     verify_hot: RunResult
     verify_one: RunResult
+    check_hot: RunResult  # Envoy's ext_authz Check over the same hot set
     issue_cc: RunResult
     revoke: RunResult
     local: local.LocalResult
@@ -94,7 +98,13 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
     verify_one = run.prepared(
         _tag("Verify, one hot token", n), t.server, VERIFY, hot[:1], expect=ACTIVE, cycle=True
     )
-    # The ceiling again: the Verify figures sit between two of its runs.
+    # Envoy's Check over the same tokens: what a request behind Envoy costs.
+    checks = [check_request(tok) for tok in tokens[:HOT_SET]]
+    check_hot = run.prepared(
+        _tag(f"Check (Envoy ext_authz), hot set of {HOT_SET}", n), t.server, CHECK, checks,
+        expect=CHECK_ALLOWED, cycle=True,
+    )  # fmt: skip
+    # The ceiling again: the Verify and Check figures sit between two of its runs.
     empty_after = run.prepared(_tag("empty RPC, again", n), t.empty, EMPTY, [b""], expect=b"", cycle=True)
 
     # Issue with client credentials, then Revoke (access tokens, by jti).
@@ -135,6 +145,6 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
     )
 
     return Round(
-        empty, empty_after, verify_distinct, verify_hot, verify_one, issue_cc, revoke, loc, argon, reference, cores,
-        issue_pw, pg, refresh,
+        empty, empty_after, verify_distinct, verify_hot, verify_one, check_hot, issue_cc, revoke, loc, argon,
+        reference, cores, issue_pw, pg, refresh,
     )  # fmt: skip

@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.serialization import load_der_private_key
+from envoy.service.auth.v3 import attribute_context_pb2 as attrs
+from envoy.service.auth.v3 import external_auth_pb2 as ext
 
 from authsvc.domain.tokens.mint import Grant, mint_access_token
 from authsvc.domain.tokens.signing_keys import SigningKey
@@ -22,6 +24,8 @@ ACTIVE = b"\x08\x01"
 REVOKED_ONE = b"\x08\x01"
 #: Field 1 (length-delimited): IssueResponse.tokens, not an MFA challenge.
 TOKENS = b"\x0a"
+#: CheckResponse.status, a google.rpc.Status with code 0 (OK): the request is allowed.
+CHECK_ALLOWED = b"\x0a\x00"
 
 
 def user_grant() -> Grant:
@@ -50,6 +54,30 @@ def mint(signer: SignerSpec, grants: list[Grant]) -> list[str]:
 
 def verify_request(token: str) -> bytes:
     return pb.VerifyRequest(token=token, audience=AUDIENCE, required_scope=["read"]).SerializeToString()
+
+
+def check_request(token: str) -> bytes:
+    """What Envoy's ext_authz filter sends for ``GET /orders/42`` with this
+    token: the peers, the request's headers and the route's context_extensions."""
+    address = attrs.AttributeContext.Peer
+    headers = {
+        ":authority": "orders.example", ":method": "GET", ":path": "/orders/42", ":scheme": "https",
+        "accept": "application/json", "authorization": f"Bearer {token}", "user-agent": "bench/1.0",
+        "x-forwarded-proto": "https", "x-request-id": str(uuid.uuid4()),
+    }  # fmt: skip
+    return ext.CheckRequest(
+        attributes=attrs.AttributeContext(
+            source=address(address={"socket_address": {"address": "10.0.0.7", "port_value": 51234}}),
+            destination=address(address={"socket_address": {"address": "10.0.0.2", "port_value": 8443}}),
+            request=attrs.AttributeContext.Request(
+                http=attrs.AttributeContext.HttpRequest(
+                    id="1234567890", method="GET", headers=headers, path="/orders/42", host="orders.example",
+                    scheme="https", protocol="HTTP/2",
+                )
+            ),
+            context_extensions={"audience": AUDIENCE, "scope": "read"},
+        )
+    ).SerializeToString()
 
 
 def revoke_request(token: str) -> bytes:

@@ -54,12 +54,13 @@ class TestCA:
         )
         self.pem = self.cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, cn: str, *, server: bool = False, uri: str | None = None) -> Issued:
+    def issue(self, cn: str, *, server: bool = False, uri: str | None = None, dns: tuple[str, ...] = ()) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         sans: list[x509.GeneralName] = []
         if server:
             sans += [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        sans += [x509.DNSName(name) for name in dns]
         if uri:
             sans.append(x509.UniformResourceIdentifier(uri))
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH

@@ -11,9 +11,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from authsvc.domain import validate
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
 from authsvc.domain.tokens.exchange import Exchanged, ExchangeRequest
-from authsvc_client import AccessClaims, Reason, pb
+from authsvc.errors import InvalidArgument
+from authsvc_client import AccessClaims, Reason, Requirements, pb
 from authsvc_client._models import actor_message
 
 _MAX_USER_AGENT = 256
@@ -39,11 +41,17 @@ def call_info(context: Context) -> CallInfo:
 
 
 def peer_certificate(context: Context) -> tuple[str, tuple[str, ...]]:
-    """The peer's verified client certificate, as (base64url SHA-256 of its
-    DER, RFC 8705 section 3.1; its URI SANs). Empty without mTLS."""
+    """The peer's verified client certificate, as :func:`certificate_identity`
+    gives it. Empty without mTLS."""
     pem = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
-    if pem is None:
-        return "", ()
+    return ("", ()) if pem is None else certificate_identity(pem)
+
+
+def certificate_identity(pem: bytes) -> tuple[str, tuple[str, ...]]:
+    """A PEM certificate as (base64url SHA-256 of its DER, RFC 8705 section
+    3.1; its URI SANs). The one place a thumbprint is computed: the gRPC
+    port's own mTLS and the certificate Envoy passes in a Check.
+    Raises ValueError when ``pem`` is not a certificate."""
     cert = x509.load_pem_x509_certificate(pem)
     digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
     try:
@@ -56,10 +64,36 @@ def peer_certificate(context: Context) -> tuple[str, tuple[str, ...]]:
 
 def bearer(context: Context) -> str | None:
     value = _metadata(context, "authorization")
-    if value is None:
-        return None
+    return None if value is None else bearer_token(value)
+
+
+def bearer_token(value: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value (RFC 6750
+    section 2.1; the scheme is case-insensitive), else None."""
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
+
+
+def requirements(
+    audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int, max_depth: int | None = None
+) -> Requirements:
+    """What a caller requires of a token, checked as any input is: Verify's
+    fields and a Check's route settings alike."""
+    if not audience:
+        raise InvalidArgument("audience is required")
+    validate.text(audience, "audience")
+    if scopes:
+        validate.names(scopes, "required_scope")
+    if len(thumbprint) > 128:
+        raise InvalidArgument("cert_thumbprint is too long")
+    if max_age < 0:
+        raise InvalidArgument("max_auth_age_seconds must not be negative")
+    if max_depth is not None and max_depth < 0:
+        raise InvalidArgument("max_delegation_depth must not be negative")
+    return Requirements(
+        audience=audience, scopes=scopes, cert_thumbprint=thumbprint, max_auth_age=max_age,
+        max_delegation_depth=max_depth,
+    )  # fmt: skip
 
 
 def token_pair(pair: TokenPair) -> pb.TokenPair:

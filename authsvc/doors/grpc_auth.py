@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 from google.protobuf.message import DecodeError
 
-from authsvc.domain import validate
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity import enrolment, login
 from authsvc.domain.models import TokenPair
@@ -19,7 +15,7 @@ from authsvc.domain.sessions import listing, refresh, revoke, watch
 from authsvc.domain.tokens import exchange
 from authsvc.doors import convert
 from authsvc.doors.convert import Context
-from authsvc.doors.grpc_status import abort_internal, abort_with, status_of
+from authsvc.doors.grpc_status import abort_internal, abort_with, rpc
 from authsvc.errors import AuthError, InvalidArgument
 from authsvc.metrics import Metrics
 from authsvc_client import MAX_TOKEN_LENGTH, Requirements, TokenRejected, pb
@@ -33,59 +29,6 @@ log = logging.getLogger(__name__)
 VERIFY_REQUEST_CACHE_SIZE = 4096
 VERIFY_REQUEST_CACHE_MAX_BYTES = 4096
 REQUIREMENTS_CACHE_SIZE = 256
-
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Handler = Callable[["AuthServicer", Req, Context], Awaitable[Resp]]
-
-
-def rpc(fn: Handler[Req, Resp]) -> Handler[Req, Resp]:
-    """Map AuthError to its status, anything else to a bare INTERNAL."""
-
-    name = fn.__name__
-
-    @functools.wraps(fn)
-    async def wrapper(self: AuthServicer, request: Req, context: Context) -> Resp:
-        started = time.perf_counter()
-        try:
-            if request is None:  # did not parse: see registry.py
-                raise InvalidArgument("malformed request")
-            response = await fn(self, request, context)
-            self._metrics.observe(name, "OK", time.perf_counter() - started)
-            return response
-        except AuthError as exc:
-            error: AuthError | None = exc
-        except Exception:  # the seam where nothing may escape with details
-            log.exception("unexpected error in %s", name)
-            error = None
-        code = status_of(error)[0].name if error is not None else "INTERNAL"
-        self._metrics.observe(name, code, time.perf_counter() - started)
-        if error is not None:
-            await abort_with(context, error)
-        else:
-            await abort_internal(context)
-        raise AssertionError("abort returned")  # pragma: no cover
-
-    return wrapper
-
-
-def _requirements(
-    audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int, max_depth: int | None = None
-) -> Requirements:
-    """Verify's requirements, checked as any input is (a pure function of them)."""
-    if not audience:
-        raise InvalidArgument("audience is required")
-    validate.text(audience, "audience")
-    if scopes:
-        validate.names(scopes, "required_scope")
-    if len(thumbprint) > 128:
-        raise InvalidArgument("cert_thumbprint is too long")
-    if max_age < 0:
-        raise InvalidArgument("max_auth_age_seconds must not be negative")
-    if max_depth is not None and max_depth < 0:
-        raise InvalidArgument("max_delegation_depth must not be negative")
-    return Requirements(audience, scopes, thumbprint, max_age, max_delegation_depth=max_depth)
-
 
 class _SeenRequest:
     """A Verify request parsed and checked, and its answer once made."""
@@ -119,7 +62,7 @@ def _read_verify_request(data: bytes, checked: dict[_Asked, Requirements]) -> _S
     )  # fmt: skip
     requirements = checked.get(asked)
     if requirements is None:  # checked once per distinct set of requirements
-        requirements = _requirements(*asked)
+        requirements = convert.requirements(*asked)
         if len(checked) >= REQUIREMENTS_CACHE_SIZE:
             checked.clear()
         checked[asked] = requirements

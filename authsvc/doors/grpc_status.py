@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import grpc
 
 from authsvc.doors.convert import Context
-from authsvc.errors import AuthError, Code, Throttled
+from authsvc.errors import AuthError, Code, InvalidArgument, Throttled
+from authsvc.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 _STATUS = {
     Code.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
@@ -44,3 +52,46 @@ async def abort_with(context: Context, error: AuthError) -> None:
 async def abort_internal(context: Context) -> None:
     # The caller learns nothing but the code; the traceback is in our log.
     await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+
+class Servicer(Protocol):
+    """What :func:`rpc` needs of a servicer: where to count its calls."""
+
+    _metrics: Metrics
+
+
+S = TypeVar("S", bound=Servicer)
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Handler = Callable[[S, Req, Context], Awaitable[Resp]]
+
+
+def rpc(fn: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
+    """Every unary method of every gRPC door: count it, map AuthError to its
+    status, anything else to a bare INTERNAL."""
+
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    async def wrapper(self: S, request: Req, context: Context) -> Resp:
+        started = time.perf_counter()
+        try:
+            if request is None:  # did not parse: see registry.py
+                raise InvalidArgument("malformed request")
+            response = await fn(self, request, context)
+            self._metrics.observe(name, "OK", time.perf_counter() - started)
+            return response
+        except AuthError as exc:
+            error: AuthError | None = exc
+        except Exception:  # the seam where nothing may escape with details
+            log.exception("unexpected error in %s", name)
+            error = None
+        code = status_of(error)[0].name if error is not None else "INTERNAL"
+        self._metrics.observe(name, code, time.perf_counter() - started)
+        if error is not None:
+            await abort_with(context, error)
+        else:
+            await abort_internal(context)
+        raise AssertionError("abort returned")  # pragma: no cover
+
+    return wrapper

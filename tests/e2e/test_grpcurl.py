@@ -166,6 +166,7 @@ def test_list_shows_the_services(deployment):
     services = ok(LIST, {"ADDR": deployment.addr}).split()
     assert "authsvc.v1.AuthService" in services
     assert "grpc.health.v1.Health" in services
+    assert "envoy.service.auth.v3.Authorization" in services  # README: Behind Envoy
 
 
 def test_describe_shows_the_rpcs(deployment):
