@@ -7,13 +7,15 @@ echoes a secret).
 from __future__ import annotations
 
 import base64
+import difflib
 import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from authsvc.domain.identity.passwords import Argon2Params
 from authsvc.domain.identity.throttle import Limit
@@ -24,6 +26,15 @@ from authsvc_client import SIGNING_ALGORITHMS
 log = logging.getLogger(__name__)
 
 DEV_KEK_FILE = "dev-kek"
+#: The data folder's default name, looked for from the working directory up.
+DATA_DIR_NAME = ".authsvc"
+#: What an integer setting counts, for its error message.
+SECONDS, MILLISECONDS, COUNT, KIB, BYTES = "seconds", "milliseconds", "a count", "KiB", "bytes"
+#: Settings whose value may instead come from the file named by NAME_FILE (the
+#: convention of container images: a mounted secret, never in the environment).
+FILE_SETTINGS = ("AUTHSVC_KEK", "AUTHSVC_DATABASE_URL")
+#: Variables of the test suite, not of the server: never warned about.
+_NOT_SETTINGS = ("AUTHSVC_TEST_",)
 _KEK_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _B64 = re.compile(r"[A-Za-z0-9_\-+/]+={0,2}")
 
@@ -95,71 +106,90 @@ class Settings:
     #: (SO_REUSEPORT): one event loop tops out at about one core.
     workers: int = 1
     envoy: EnvoySettings = field(default_factory=EnvoySettings)
+    #: gRPC server reflection (grpcurl without proto files); off for locked-down deployments.
+    reflection: bool = True
+    #: Warnings about the environment (unknown AUTHSVC_* names), for the CLI to log once.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    #: Every setting as read: (name, value shown with secrets masked, where it came from).
+    effective: tuple[tuple[str, str, str], ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, serving: bool = True) -> Settings:
         """Read and check every setting. ``serving=False`` (the admin commands,
-        which open no listener) skips the rule against plaintext listeners."""
-        env = os.environ if env is None else env
-        reader = _Reader(env)
+        which open no listener) skips the rules that only a server needs: no
+        plaintext off loopback, a KEK beside a database URL.
+
+        Every name read here is a known setting: the unknown-name warning and
+        ``authsvc config`` are derived from these reads, so a setting added
+        below is known without being listed anywhere else."""
+        raw_env = os.environ if env is None else env
+        env = seen = _Recorded(raw_env)
+        reader = _Reader(seen)
         policy = Policy(
             issuer=reader.text("AUTHSVC_ISSUER", "authsvc"),
             self_audience=reader.text("AUTHSVC_AUDIENCE", "authsvc"),
-            access_ttl=reader.integer("AUTHSVC_ACCESS_TOKEN_TTL", 300, 10, 24 * 3600),
-            refresh_idle_ttl=reader.integer("AUTHSVC_REFRESH_TOKEN_TTL", 24 * 3600, 60, 365 * 24 * 3600),
-            session_max_age=reader.integer("AUTHSVC_SESSION_MAX_AGE", 7 * 24 * 3600, 60, 365 * 24 * 3600),
-            leeway=reader.integer("AUTHSVC_LEEWAY", 30, 0, 300),
+            access_ttl=reader.integer("AUTHSVC_ACCESS_TOKEN_TTL", 300, 10, 24 * 3600, SECONDS),
+            refresh_idle_ttl=reader.integer("AUTHSVC_REFRESH_TOKEN_TTL", 24 * 3600, 60, 365 * 24 * 3600, SECONDS),
+            session_max_age=reader.integer("AUTHSVC_SESSION_MAX_AGE", 7 * 24 * 3600, 60, 365 * 24 * 3600, SECONDS),
+            leeway=reader.integer("AUTHSVC_LEEWAY", 30, 0, 300, SECONDS),
             signing_alg=reader.choice("AUTHSVC_SIGNING_ALG", "EdDSA", SIGNING_ALGORITHMS),
-            mfa_challenge_ttl=reader.integer("AUTHSVC_MFA_CHALLENGE_TTL", 300, 30, 3600),
-            mfa_max_attempts=reader.integer("AUTHSVC_MFA_MAX_ATTEMPTS", 5, 1, 20),
-            recent_auth=reader.integer("AUTHSVC_RECENT_AUTH", 900, 30, 24 * 3600),
+            mfa_challenge_ttl=reader.integer("AUTHSVC_MFA_CHALLENGE_TTL", 300, 30, 3600, SECONDS),
+            mfa_max_attempts=reader.integer("AUTHSVC_MFA_MAX_ATTEMPTS", 5, 1, 20, COUNT),
+            recent_auth=reader.integer("AUTHSVC_RECENT_AUTH", 900, 30, 24 * 3600, SECONDS),
             admin_scope=reader.text("AUTHSVC_ADMIN_SCOPE", "authsvc:admin"),
-            refresh_max_count=reader.integer("AUTHSVC_REFRESH_MAX_COUNT", 10_000, 1, 10_000_000),
-            refresh_min_interval=reader.integer("AUTHSVC_REFRESH_MIN_INTERVAL", 2, 0, 3600),
-            reauth_age=reader.integer("AUTHSVC_REAUTH_AGE", 24 * 3600, 60, 365 * 24 * 3600),
-            refresh_grace=reader.integer("AUTHSVC_REFRESH_GRACE", 0, 0, 60),
+            refresh_max_count=reader.integer("AUTHSVC_REFRESH_MAX_COUNT", 10_000, 1, 10_000_000, COUNT),
+            refresh_min_interval=reader.integer("AUTHSVC_REFRESH_MIN_INTERVAL", 2, 0, 3600, SECONDS),
+            reauth_age=reader.integer("AUTHSVC_REAUTH_AGE", 24 * 3600, 60, 365 * 24 * 3600, SECONDS),
+            refresh_grace=reader.integer("AUTHSVC_REFRESH_GRACE", 0, 0, 60, SECONDS),
             encrypt_tokens=reader.flag("AUTHSVC_ENCRYPT_TOKENS"),
             bind_to_cert=not reader.flag("AUTHSVC_NO_CERT_BINDING"),
-            key_rotation_interval=reader.integer("AUTHSVC_KEY_ROTATION_INTERVAL", 30 * 24 * 3600, 0, 10 * 366 * 86400),
-            key_publish_lead=reader.integer("AUTHSVC_KEY_PUBLISH_LEAD", 3600, 0, 7 * 24 * 3600),
-            key_reload_interval=reader.integer("AUTHSVC_KEY_RELOAD_INTERVAL", 30, 1, 3600),
+            key_rotation_interval=reader.integer(
+                "AUTHSVC_KEY_ROTATION_INTERVAL", 30 * 24 * 3600, 0, 10 * 366 * 86400, SECONDS
+            ),
+            key_publish_lead=reader.integer("AUTHSVC_KEY_PUBLISH_LEAD", 3600, 0, 7 * 24 * 3600, SECONDS),
+            key_reload_interval=reader.integer("AUTHSVC_KEY_RELOAD_INTERVAL", 30, 1, 3600, SECONDS),
             trust_domain=reader.text("AUTHSVC_TRUST_DOMAIN", env.get("AUTHSVC_ISSUER") or "authsvc"),
-            txn_token_ttl=reader.integer("AUTHSVC_TXN_TOKEN_TTL", 60, 5, 600),
+            txn_token_ttl=reader.integer("AUTHSVC_TXN_TOKEN_TTL", 60, 5, 600, SECONDS),
             account_limit=Limit(
-                reader.integer("AUTHSVC_LOGIN_MAX_FAILURES", 5, 1, 1000),
+                reader.integer("AUTHSVC_LOGIN_MAX_FAILURES", 5, 1, 1000, COUNT),
                 900.0,
-                float(reader.integer("AUTHSVC_LOCKOUT_SECONDS", 30, 1, 3600)),
+                float(reader.integer("AUTHSVC_LOCKOUT_SECONDS", 30, 1, 3600, SECONDS)),
                 3600.0,
             ),
             peer_limit=Limit(
-                reader.integer("AUTHSVC_PEER_MAX_ATTEMPTS", 300, 1, 1_000_000),
+                reader.integer("AUTHSVC_PEER_MAX_ATTEMPTS", 300, 1, 1_000_000, COUNT),
                 900.0,
-                float(reader.integer("AUTHSVC_LOCKOUT_SECONDS", 30, 1, 3600)),
+                float(reader.integer("AUTHSVC_LOCKOUT_SECONDS", 30, 1, 3600, SECONDS)),
                 3600.0,
             ),
         )
         settings = cls(
             listen=reader.listen("AUTHSVC_LISTEN", "127.0.0.1:50051"),
-            database_url=env.get("AUTHSVC_DATABASE_URL") or None,
-            data_dir=Path(env.get("AUTHSVC_DATA_DIR") or ".authsvc"),
-            kek=env.get("AUTHSVC_KEK") or None,
+            database_url=reader.secret("AUTHSVC_DATABASE_URL", mask=mask_url),
+            data_dir=reader.data_dir("AUTHSVC_DATA_DIR"),
+            kek=reader.secret("AUTHSVC_KEK", mask=mask_kek),
             policy=policy,
             argon2=Argon2Params(
-                time_cost=reader.integer("AUTHSVC_ARGON2_TIME_COST", 2, 1, 10),
-                memory_kib=reader.integer("AUTHSVC_ARGON2_MEMORY_KIB", 19456, 8, 1 << 21),
-                parallelism=reader.integer("AUTHSVC_ARGON2_PARALLELISM", 1, 1, 16),
+                time_cost=reader.integer("AUTHSVC_ARGON2_TIME_COST", 2, 1, 10, COUNT),
+                memory_kib=reader.integer("AUTHSVC_ARGON2_MEMORY_KIB", 19456, 8, 1 << 21, KIB),
+                parallelism=reader.integer("AUTHSVC_ARGON2_PARALLELISM", 1, 1, 16, COUNT),
             ),
-            max_message_bytes=reader.integer("AUTHSVC_MAX_MESSAGE_BYTES", 64 * 1024, 16 * 1024, 4 << 20),
-            shutdown_grace=float(reader.integer("AUTHSVC_SHUTDOWN_GRACE", 10, 0, 300)),
-            reconcile_interval=reader.integer("AUTHSVC_RECONCILE_MS", 1000, 50, 60_000) / 1000,
+            max_message_bytes=reader.integer("AUTHSVC_MAX_MESSAGE_BYTES", 64 * 1024, 16 * 1024, 4 << 20, BYTES),
+            shutdown_grace=float(reader.integer("AUTHSVC_SHUTDOWN_GRACE", 10, 0, 300, SECONDS)),
+            reconcile_interval=reader.integer("AUTHSVC_RECONCILE_MS", 1000, 50, 60_000, MILLISECONDS) / 1000,
             key_reload_interval=float(policy.key_reload_interval),
             use_notify=not reader.flag("AUTHSVC_NO_NOTIFY"),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
-            workers=reader.integer("AUTHSVC_WORKERS", 1, 1, 64),
+            workers=reader.integer("AUTHSVC_WORKERS", 1, 1, 64, COUNT),
             envoy=reader.envoy(),
+            reflection=reader.flag("AUTHSVC_REFLECTION", default=True),
         )
         if settings.kek is not None:
             parse_kek(settings.kek)  # fail at start, not at the first secret
+        allow_dev_kek = reader.flag("AUTHSVC_ALLOW_DEV_KEK")
+        if serving and settings.database_url and settings.kek is None and not allow_dev_kek:
+            # Refused before anything touches the database (no migration runs).
+            raise ConfigError(_KEK_REQUIRED)
         tls = reader.tls()
         host = settings.listen.rpartition(":")[0]
         plaintext_ok = reader.flag("AUTHSVC_INSECURE_PLAINTEXT")
@@ -173,7 +203,7 @@ class Settings:
         if serving and settings.workers > 1 and grpc_port == 0:
             # Workers share one port; each picking its own would split the service.
             raise ConfigError("AUTHSVC_WORKERS: more than one worker needs a fixed port in AUTHSVC_LISTEN")
-        http = reader.listen("AUTHSVC_HTTP_LISTEN", "") if env.get("AUTHSVC_HTTP_LISTEN") else None
+        http = reader.optional_listen("AUTHSVC_HTTP_LISTEN")
         http_port = int(http.rpartition(":")[2]) if http else 0
         if serving and settings.workers > 1 and http_port:
             # Worker N serves the side port on its port + N.
@@ -183,7 +213,10 @@ class Settings:
                     f"AUTHSVC_HTTP_LISTEN: workers take ports {http_port}-{last}, "
                     "which must be valid and leave AUTHSVC_LISTEN's port alone"
                 )
-        return replace(settings, tls=tls, http_listen=http, allow_dev_kek=reader.flag("AUTHSVC_ALLOW_DEV_KEK"))
+        return replace(
+            settings, tls=tls, http_listen=http, allow_dev_kek=allow_dev_kek,
+            warnings=tuple(unknown_names(raw_env, seen.names)), effective=reader.all_effective(seen.names),
+        )  # fmt: skip
 
     def load_kek(self) -> Kek:
         """The configured KEK, or a development key kept in the data folder.
@@ -192,10 +225,7 @@ class Settings:
         if self.kek is not None:
             return parse_kek(self.kek)
         if self.database_url and not self.allow_dev_kek:
-            raise ConfigError(
-                "AUTHSVC_KEK: required with AUTHSVC_DATABASE_URL "
-                "(AUTHSVC_ALLOW_DEV_KEK=true uses a development key kept in AUTHSVC_DATA_DIR)"
-            )
+            raise ConfigError(_KEK_REQUIRED)
         path = self.data_dir / DEV_KEK_FILE
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,6 +238,58 @@ class Settings:
             path,
         )
         return parse_kek(path.read_text().strip(), name=str(path))
+
+
+_KEK_REQUIRED = (
+    "AUTHSVC_KEK: required with AUTHSVC_DATABASE_URL: set it (or AUTHSVC_KEK_FILE) to id:base64-32-bytes "
+    "(AUTHSVC_ALLOW_DEV_KEK=true uses a development key kept in AUTHSVC_DATA_DIR, never in production)"
+)
+
+
+def unknown_names(env: Mapping[str, str], known: set[str]) -> Iterator[str]:
+    """A warning for each AUTHSVC_* variable that no setting reads, with the
+    closest known name: a misspelt setting must not be silently ignored."""
+    for name in sorted(env):
+        if not name.startswith("AUTHSVC_") or name in known or name.startswith(_NOT_SETTINGS):
+            continue
+        # Compared without the prefix every name shares, which would make any two look alike.
+        tails = {k.removeprefix("AUTHSVC_"): k for k in known if k.startswith("AUTHSVC_")}
+        close = difflib.get_close_matches(name.removeprefix("AUTHSVC_"), sorted(tails), n=1, cutoff=0.6)
+        hint = f" (did you mean {tails[close[0]]}?)" if close else ""
+        yield f"{name} is not an authsvc setting{hint}; it is ignored"
+
+
+def known_settings() -> frozenset[str]:
+    """Every AUTHSVC_* name that ``Settings.from_env`` reads."""
+    seen = _Recorded({})
+    Settings.from_env(seen, serving=False)
+    return frozenset(name for name in seen.names if name.startswith("AUTHSVC_"))
+
+
+def mask_url(url: str) -> str:
+    """A database URL with its password replaced, for display."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:****@{netloc[2]}"))
+
+
+def mask_kek(value: str) -> str:
+    """The key ids only: which key seals, never a key."""
+    ids = [item.strip().partition(":")[0] for item in value.split(",")]
+    return ",".join(f"{kid}:****" for kid in ids)
+
+
+def find_data_dir(start: Path) -> Path:
+    """The nearest existing ``.authsvc`` folder at or above ``start``, else ``start/.authsvc``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / DATA_DIR_NAME
+        if candidate.is_dir():
+            return candidate
+    return start / DATA_DIR_NAME
 
 
 def parse_kek(value: str, name: str = "AUTHSVC_KEK") -> Kek:
@@ -230,47 +312,131 @@ def parse_kek(value: str, name: str = "AUTHSVC_KEK") -> Kek:
     return Kek(keys, current=next(iter(keys)))
 
 
+class _Recorded(Mapping[str, str]):
+    """The environment, remembering every name asked for: those are the known
+    settings (whatever reads them, the reader or a direct ``get``)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.names: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        return self._env[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.names.add(name)
+        return name in self._env
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+        #: (name, shown value, source) of every setting, in the order read.
+        self.effective: list[tuple[str, str, str]] = []
+        self._shown: set[str] = set()
+
+    def _note(self, name: str, shown: str, explicit: bool) -> None:
+        if name not in self._shown:  # AUTHSVC_LOCKOUT_SECONDS is read twice
+            self._shown.add(name)
+            self.effective.append((name, shown, "environment" if explicit else "default"))
+
+    def all_effective(self, names: set[str]) -> tuple[tuple[str, str, str], ...]:
+        """What was noted, plus any setting read without a note (a direct
+        ``get``): shown only as set or not, since it might be a secret."""
+        rest = sorted(n for n in names - self._shown if n.startswith("AUTHSVC_") and not n.endswith("_FILE"))
+        unnoted = [(n, "(set, not shown)", "environment") if self._env.get(n) else (n, "unset", "default")
+                   for n in rest]  # fmt: skip
+        return (*self.effective, *unnoted)
 
     def text(self, name: str, default: str) -> str:
         value = self._env.get(name, default)
         if not value or len(value) > 256 or not value.isprintable():
             raise ConfigError(f"{name}: must be a non-empty printable string")
+        self._note(name, value, name in self._env)
         return value
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
+    def integer(self, name: str, default: int, low: int, high: int, unit: str = "") -> int:
         raw = self._env.get(name)
         if raw is None or raw == "":
+            self._note(name, str(default), False)
             return default
+        what = f"{unit}, a whole number" if unit else "a whole number"
         try:
             value = int(raw)
         except ValueError as exc:
-            raise ConfigError(f"{name}: expected an integer, got {raw!r}") from exc
+            raise ConfigError(f"{name}: expected {what} (such as {default}), got {raw!r}") from exc
         if not low <= value <= high:
-            raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+            suffix = f" {unit}" if unit and unit != COUNT else ""
+            raise ConfigError(f"{name}: must be between {low} and {high}{suffix}, got {value}")
+        self._note(name, str(value), True)
         return value
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         value = self._env.get(name) or default
         if value not in allowed:
             raise ConfigError(f"{name}: must be one of {', '.join(allowed)}, got {value!r}")
+        self._note(name, value, bool(self._env.get(name)))
         return value
 
-    def flag(self, name: str) -> bool:
-        raw = (self._env.get(name) or "false").lower()
+    def flag(self, name: str, default: bool = False) -> bool:
+        raw = (self._env.get(name) or str(default)).lower()
         if raw not in ("true", "false", "1", "0", "yes", "no"):
             raise ConfigError(f"{name}: expected true or false, got {raw!r}")
-        return raw in ("true", "1", "yes")
+        value = raw in ("true", "1", "yes")
+        self._note(name, str(value).lower(), bool(self._env.get(name)))
+        return value
 
     def path(self, name: str) -> Path | None:
         raw = self._env.get(name)
         if not raw:
+            self._note(name, "unset", False)
             return None
         path = Path(raw)
         if not path.is_file():
             raise ConfigError(f"{name}: no such file {raw!r}")
+        self._note(name, raw, True)
+        return path
+
+    def secret(self, name: str, mask: Callable[[str], str]) -> str | None:
+        """NAME, or the contents of the file named by NAME_FILE (one trailing
+        newline dropped). Both at once is refused: which would win is a guess."""
+        value, from_file = self._env.get(name) or None, self._env.get(name + "_FILE") or None
+        if value is not None and from_file is not None:
+            raise ConfigError(f"{name} and {name}_FILE: set one, not both")
+        if from_file is None:
+            self._note(name, "unset" if value is None else mask(value), value is not None)
+            return value
+        try:
+            text = Path(from_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{name}_FILE: cannot read {from_file!r} ({reason})") from exc
+        text = text.removesuffix("\n").removesuffix("\r")
+        if not text:
+            raise ConfigError(f"{name}_FILE: {from_file!r} is empty")
+        self.effective.append((name, mask(text), f"file {from_file}"))
+        self._shown.add(name)
+        return text
+
+    def data_dir(self, name: str) -> Path:
+        """An absolute folder, resolved once. Unset: the nearest ``.authsvc``
+        from the working directory up (as git finds ``.git``), so a command run
+        anywhere in a checkout finds the server's; none found: ``./.authsvc``."""
+        raw = self._env.get(name)
+        if raw:
+            path = Path(raw).expanduser().resolve()
+            self._note(name, str(path), True)
+            return path
+        path = find_data_dir(Path.cwd())
+        self._note(name, str(path), False)
         return path
 
     def tls(self) -> TlsFiles | None:
@@ -288,6 +454,7 @@ class _Reader:
         value = (self._env.get(name) or default).lower()  # HTTP/2 field names are lower case
         if not _HEADER_NAME.fullmatch(value) or value in _RESERVED_HEADERS:
             raise ConfigError(f"{name}: must be an HTTP header name of at most 64 characters, not {value!r}")
+        self._note(name, value, bool(self._env.get(name)))
         return value
 
     def envoy(self) -> EnvoySettings:
@@ -310,4 +477,11 @@ class _Reader:
         host, colon, port = value.rpartition(":")
         if not colon or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
             raise ConfigError(f"{name}: expected host:port, got {value!r}")
+        self._note(name, value, bool(self._env.get(name)))
         return value
+
+    def optional_listen(self, name: str) -> str | None:
+        if not self._env.get(name):
+            self._note(name, "unset (off)", False)
+            return None
+        return self.listen(name, "")

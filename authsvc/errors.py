@@ -15,6 +15,7 @@ class Code(enum.Enum):
     PRECONDITION = "precondition"
     CONFLICT = "conflict"
     UNAVAILABLE = "unavailable"
+    BEARER_REJECTED = "bearer_rejected"
 
 
 class AuthError(Exception):
@@ -76,3 +77,49 @@ class Conflict(AuthError):
 class StoreUnavailable(AuthError):
     code = Code.UNAVAILABLE
     default_message = "service unavailable, retry later"
+
+
+class DatabaseUnreachable(StoreUnavailable):
+    """The database could not be opened at all (start-up, an admin command).
+    ``detail`` is one line for the operator: what failed, on which host, what
+    to do. It names no password and never reaches a caller (UNAVAILABLE's
+    message is fixed)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__()
+        self.detail = detail
+
+
+class BearerRejected(AuthError):
+    """A self-service call without a usable bearer token for authsvc itself.
+
+    Each subclass has one fixed message that names what the call requires.
+    That leaks nothing: who may call what is documented, and the answer says
+    nothing about any user or about why a well-formed token failed (a token
+    that is forged, expired or revoked still gets "invalid credentials")."""
+
+    code = Code.BEARER_REJECTED
+    #: The one message of each subclass; ``{audience}`` is authsvc's own
+    #: audience (a setting, public), the only thing filled in.
+    template = "invalid credentials"
+
+    def __init__(self, audience: str = "authsvc") -> None:
+        super().__init__(self.template.format(audience=audience))
+
+
+class BearerMissing(BearerRejected):
+    template = (
+        "this call needs 'authorization: Bearer <access token>' metadata: a token from a recent login "
+        "that asked for the audience {audience} alone"
+    )
+
+
+class BearerMalformed(BearerRejected):
+    template = "the authorization metadata must be 'Bearer <access token>' (the word Bearer, a space, the token)"
+
+
+class BearerWrongAudience(BearerRejected):
+    template = (
+        "this call needs a token whose only audience is {audience}: log in again asking for the audience "
+        "{audience} alone"
+    )

@@ -117,9 +117,10 @@ class App:
         envoy_door = envoy.Authorizer(self.deps, settings.envoy, self.metrics)
         add_service(envoy_door, server, envoy.SERVICE, envoy.MESSAGES)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, envoy.SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        if settings.reflection:  # off for locked-down deployments (AUTHSVC_REFLECTION=false)
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, envoy.SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
         try:
             if settings.tls is None:
                 self.port = server.add_insecure_port(settings.listen)

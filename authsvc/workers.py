@@ -29,6 +29,7 @@ from multiprocessing.context import SpawnProcess
 from types import FrameType
 
 from authsvc.config import ConfigError, Settings
+from authsvc.errors import DatabaseUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,9 @@ def _run_worker(index: int, database_url: str, line: Connection) -> None:
         asyncio.run(serve(settings, database_url, worker=Worker(index, line)))
     except ConfigError as exc:
         log.error("bad setting: %s", exc)
+        sys.exit(EXIT_CONFIG)
+    except DatabaseUnreachable as exc:
+        log.error("AUTHSVC_DATABASE_URL: %s", exc.detail)
         sys.exit(EXIT_CONFIG)
     except Exception:
         log.exception("worker %d failed", index)

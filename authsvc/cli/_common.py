@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from authsvc.store.postgres import PostgresStore
 
 Verbs = Any  # argparse's _SubParsersAction, which typeshed keeps private
+Row = TypeVar("Row")
+#: A column of a listing: its header and how a row shows in it.
+Column = tuple[str, Callable[[Row], str]]
+
+
+def print_table(columns: Sequence[Column[Row]], rows: Iterable[Row]) -> None:
+    """A header line and one aligned line per row. A listing is its list of
+    columns, so a column is added in one line where the listing is defined."""
+    cells = [[header for header, _ in columns]]
+    cells += [[show(row) or "-" for _, show in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for line in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def joined(values: Iterable[str]) -> str:
+    return ",".join(values) or "-"
 
 
 def read_password(stdin: bool) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from authsvc.cli._common import Verbs
+from authsvc.cli._common import Column, Verbs, joined, print_table
 from authsvc.config import Settings
 from authsvc.domain import validate
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.identity import credentials
+from authsvc.domain.models import Client
 from authsvc.errors import Conflict, InvalidArgument
 from authsvc.store.postgres import PostgresStore
 
@@ -67,12 +68,26 @@ async def _client_set(settings: Settings, store: PostgresStore, args: argparse.N
     return 0
 
 
+def _certificate(c: Client) -> str:
+    if c.tls_san_uri:
+        return f"uri:{c.tls_san_uri}"
+    return f"x5t#S256:{c.tls_thumbprint}" if c.tls_thumbprint else "-"
+
+
+#: ``client list``: one column per entry.
+CLIENT_COLUMNS: list[Column[Client]] = [
+    ("CLIENT_ID", lambda c: c.id),
+    ("NAME", lambda c: c.name),
+    ("AUTH", lambda c: "mtls" if c.tls_san_uri or c.tls_thumbprint else "secret"),
+    ("CERTIFICATE", _certificate),
+    ("SCOPES", lambda c: joined(c.scopes)),
+    ("AUDIENCES", lambda c: joined(c.audiences)),
+    ("EXCHANGE", lambda c: joined(c.exchange_audiences)),  # audiences it may exchange tokens for (RFC 8693)
+]
+
+
 async def _client_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
-    for c in await store.list_clients():
-        print(
-            f"{c.id}  {c.name:<24} aud={','.join(c.audiences)} scopes={','.join(c.scopes) or '-'}"
-            f" exchange={','.join(c.exchange_audiences) or '-'}"
-        )
+    print_table(CLIENT_COLUMNS, await store.list_clients())
     return 0
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from authsvc.cli._common import Verbs, find_user, read_password, when
+from authsvc.cli._common import Column, Verbs, find_user, joined, print_table, read_password, when
 from authsvc.config import Settings
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.identity import accounts
 from authsvc.domain.identity.passwords import Passwords, check_new_password
+from authsvc.domain.models import User
 from authsvc.errors import Conflict
 from authsvc.store.postgres import PostgresStore
 
@@ -34,10 +35,18 @@ async def _user_add(settings: Settings, store: PostgresStore, args: argparse.Nam
     return 0
 
 
+#: ``user list``: one column per entry.
+USER_COLUMNS: list[Column[User]] = [
+    ("SUBJECT", lambda u: u.id),
+    ("USERNAME", lambda u: u.username),
+    ("MFA", lambda u: "totp" if u.mfa_enrolled else "-"),
+    ("SCOPES", lambda u: joined(u.scopes)),
+    ("AUDIENCES", lambda u: joined(u.audiences)),
+]
+
+
 async def _user_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
-    for u in await store.list_users():
-        mfa = "mfa" if u.mfa_enrolled else "-"
-        print(f"{u.id}  {u.username:<24} {mfa:<4} scopes={','.join(u.scopes) or '-'}")
+    print_table(USER_COLUMNS, await store.list_users())
     return 0
 
 

@@ -14,7 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from authsvc.domain import validate
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
 from authsvc.domain.tokens.exchange import Exchanged, ExchangeRequest
-from authsvc.errors import InvalidArgument
+from authsvc.errors import BearerMalformed, InvalidArgument
 from authsvc_client import AccessClaims, Reason, Requirements, pb
 from authsvc_client._models import actor_message
 
@@ -63,8 +63,15 @@ def certificate_identity(pem: bytes) -> tuple[str, tuple[str, ...]]:
 
 
 def bearer(context: Context) -> str | None:
+    """The bearer token (RFC 6750 section 2.1), or None when there is no
+    ``authorization`` metadata; anything else there is refused as malformed."""
     value = _metadata(context, "authorization")
-    return None if value is None else bearer_token(value)
+    if value is None:
+        return None
+    token = bearer_token(value.strip())
+    if not token:  # another scheme, no "Bearer " prefix, or nothing after it
+        raise BearerMalformed()
+    return token
 
 
 def bearer_token(value: str) -> str | None:

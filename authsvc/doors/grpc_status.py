@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 _STATUS = {
     Code.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
     Code.INVALID_CREDENTIALS: grpc.StatusCode.UNAUTHENTICATED,
+    # No usable bearer token on a self-service call: UNAUTHENTICATED too, but
+    # with its subclass's fixed message naming what the call needs.
+    Code.BEARER_REJECTED: grpc.StatusCode.UNAUTHENTICATED,
     Code.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     Code.THROTTLED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Code.REAUTH_REQUIRED: grpc.StatusCode.FAILED_PRECONDITION,

@@ -8,9 +8,14 @@ per part of the schema; this class puts them together.
 
 from __future__ import annotations
 
+import getpass
+import os
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
 import asyncpg
 
-from authsvc.errors import StoreUnavailable
+from authsvc.errors import DatabaseUnreachable
 from authsvc.store._accounts import AccountsMixin
 from authsvc.store._base import _UNAVAILABLE, KEYS_CHANNEL, NOTIFY_CHANNEL, translated
 from authsvc.store._guard import GuardMixin
@@ -20,6 +25,30 @@ from authsvc.store._sessions import SessionsMixin
 from authsvc.store.migrate import migrate
 
 __all__ = ["KEYS_CHANNEL", "NOTIFY_CHANNEL", "PostgresStore"]
+
+
+@dataclass(frozen=True)
+class _Where:
+    hosts: str
+    first_host: str
+    first_port: str
+    database: str
+    user: str
+
+
+def _where(dsn: str) -> _Where:
+    """Host(s), database and user of a URL, for an operator's message: never
+    the password. libpq's defaults where the URL leaves them out."""
+    parts = urlsplit(dsn)
+    query = parse_qs(parts.query)
+    user = parts.username or query.get("user", [os.environ.get("PGUSER") or getpass.getuser()])[0]
+    netloc = parts.netloc.rpartition("@")[2] or query.get("host", [os.environ.get("PGHOST", "localhost")])[0]
+    first = netloc.split(",")[0]
+    host, colon, port = first.rpartition(":")
+    if not colon or "]" in port:  # no port, or the colons of a bare IPv6 address
+        host, port = first, ""
+    database = unquote(parts.path.lstrip("/")) or query.get("dbname", [user])[0]
+    return _Where(netloc, host.strip("[]") or "localhost", port or "5432", database, user)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -36,8 +65,23 @@ class PostgresStore(AccountsMixin, KeysMixin, SessionsMixin, MfaMixin, GuardMixi
             pool = await asyncpg.create_pool(
                 dsn, min_size=min_size, max_size=max_size, command_timeout=10, reset=_keep_session
             )
+        except asyncpg.InvalidCatalogNameError as exc:
+            where = _where(dsn)
+            raise DatabaseUnreachable(
+                f"database {where.database!r} does not exist on {where.hosts}: create it "
+                f"(createdb -h {where.first_host} -p {where.first_port} {where.database}) or name another"
+            ) from exc
+        except asyncpg.InvalidAuthorizationSpecificationError as exc:  # no such role, wrong password
+            where = _where(dsn)
+            raise DatabaseUnreachable(
+                f"PostgreSQL on {where.hosts} refused role {where.user!r} ({type(exc).__name__}: no such role, "
+                "a wrong password, or pg_hba.conf): create the role or fix the user and password"
+            ) from exc
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable() from exc
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise DatabaseUnreachable(
+                f"cannot reach PostgreSQL at {_where(dsn).hosts} ({reason}): start it, or fix the host and port"
+            ) from exc
         return cls(pool)
 
     async def close(self) -> None:

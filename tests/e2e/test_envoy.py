@@ -4,6 +4,7 @@ configuration the README shows (examples/envoy/envoy.yaml)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import http.client
 import json
@@ -16,7 +17,9 @@ from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import grpc
 import pytest
 import yaml
@@ -82,6 +85,8 @@ class Stack:
     signing_key: SigningKey
     upstream: Upstream
     port: int  # Envoy's listener
+    admin: str  # Envoy's admin address
+    url: str  # the database both replicas use
     last_www_authenticate: str | None = None
 
     def get(self, path: str, token: str | None = None, cert: str | None = None, **headers: str) -> int:
@@ -235,7 +240,7 @@ async def stack(envoy_db, tmp_path_factory) -> AsyncIterator[Stack]:
             yield Stack(
                 pki=pki, ca_pem=ca.pem, tls_dir=tls_dir, edge=edge, edge_address=edge_address,
                 plain_address=plain_address, client_id=client_id, client_secret=secret, mtls_client_id=mtls_id,
-                signing_key=await active_key(url), upstream=upstream, port=listener_port(admin),
+                signing_key=await active_key(url), upstream=upstream, port=listener_port(admin), admin=admin, url=url,
             )  # fmt: skip
     upstream.server.shutdown()
 
@@ -250,6 +255,13 @@ def test_a_valid_token_reaches_the_upstream_with_who_it_is_for(stack):
     assert headers["x-authsvc-scope"] == "orders.read"
     assert "x-authsvc-session-id" not in headers  # a client token has no session; the forged one is gone
     assert headers["authorization"] == f"Bearer {token}"
+
+
+def test_envoy_health_checks_authsvc_over_mtls(stack):
+    """The snippet's gRPC health check reaches authsvc (as Check does): SERVING."""
+    with urllib.request.urlopen(f"http://{stack.admin}/clusters", timeout=5) as answer:
+        clusters = answer.read().decode()
+    assert f"authsvc::{stack.edge_address}::health_flags::healthy" in clusters
 
 
 def test_refused_tokens_never_reach_the_upstream(stack):
@@ -301,6 +313,37 @@ def test_a_certificate_bound_token_needs_its_certificate(stack):
         assert stack.get(path, token, cert=thief) == 401, thief
         assert stack.last_www_authenticate == 'Bearer realm="orders", error="invalid_token"'
         assert path not in stack.upstream.paths()
+
+
+async def test_a_replica_that_cannot_read_the_revocation_log_is_refused(stack, admin_url):
+    """The database goes away: authsvc cannot vouch for revocations, answers
+    UNAVAILABLE, and Envoy refuses (503); once it is back, requests pass again."""
+    token = stack.issue()
+    assert stack.get(f"/orders/{uuid.uuid4()}", token) == 200
+    name = urlsplit(stack.url).path.lstrip("/")
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        path = await until_status(stack, token, 503)  # the replica notices within its reconcile interval
+        assert path not in stack.upstream.paths()
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await until_status(stack, token, 200)
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+
+
+async def until_status(stack: Stack, token: str, status: int, seconds: float = 30.0) -> str:
+    """GET (a new path each time) until Envoy answers ``status``: that path.
+    authsvc's background loop runs on real time, so this polls, bounded."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        path = f"/orders/{uuid.uuid4()}"
+        if await asyncio.to_thread(stack.get, path, token) == status:
+            return path
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"Envoy never answered {status} in {seconds}s")
 
 
 def test_with_authsvc_stopped_envoy_refuses(stack):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from authsvc.errors import BearerMalformed, BearerMissing, BearerWrongAudience
 from authsvc_client import pb
 
 from .helpers import add_user, bearer, login
@@ -13,6 +14,7 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 BIG = "x" * 5000
 HUGE = "x" * (70 * 1024)
+NO_BEARER = BearerMissing("authsvc").message
 
 
 def pw(username: str = "someone", password: str = "password") -> pb.IssueRequest:
@@ -40,11 +42,12 @@ CASES = [
     ("Revoke", pb.RevokeRequest(), INVALID, "a token, session_id or subject is required"),
     ("Revoke", pb.RevokeRequest(token=""), INVALID, "token is required"),
     ("Revoke", pb.RevokeRequest(session_id="not-a-uuid"), INVALID, "session_id is malformed"),
-    ("Revoke", pb.RevokeRequest(session_id="6f1c0e0a-2b7e-4b43-9d55-2a9f3c1d1e11"), UNAUTH, "invalid credentials"),
-    ("Revoke", pb.RevokeRequest(subject="someone"), UNAUTH, "invalid credentials"),
-    ("EnrollMFA", pb.EnrollMFARequest(), UNAUTH, "invalid credentials"),
+    ("Revoke", pb.RevokeRequest(session_id="6f1c0e0a-2b7e-4b43-9d55-2a9f3c1d1e11"), UNAUTH, NO_BEARER),
+    ("Revoke", pb.RevokeRequest(subject="someone"), UNAUTH, NO_BEARER),
+    ("EnrollMFA", pb.EnrollMFARequest(), UNAUTH, NO_BEARER),
     ("ConfirmMFA", pb.ConfirmMFARequest(), INVALID, "totp_code is required"),
-    ("ConfirmMFA", pb.ConfirmMFARequest(totp_code="123456"), UNAUTH, "invalid credentials"),
+    ("ConfirmMFA", pb.ConfirmMFARequest(totp_code="123456"), UNAUTH, NO_BEARER),
+    ("ListSessions", pb.ListSessionsRequest(subject="someone"), UNAUTH, NO_BEARER),
     ("Verify", pb.VerifyRequest(token=HUGE, audience="a"), grpc.StatusCode.RESOURCE_EXHAUSTED, None),
 ]
 
@@ -58,18 +61,41 @@ async def test_bad_requests(stub, method, request_, code, message):
         assert err.value.details() == message
 
 
-async def test_wrong_kind_of_bearer_token(stub, store, passwords, clock):
+async def test_self_service_calls_say_what_their_bearer_token_lacks(stub, store, passwords, clock):
+    """No token, no ``Bearer `` prefix and a wrong audience each get their own
+    fixed message naming the requirement; a token that fails for any other
+    reason (forged, not an access token) still gets the generic one."""
     user = await add_user(store, passwords, clock)
-    pair = await login(stub, user, audience=["orders"])  # not for authsvc itself
-    for metadata in (
-        bearer(pair.access_token),
-        bearer(pair.refresh_token),
-        (("authorization", f"Basic {pair.access_token}"),),
-        (("authorization", "Bearer"),),
-    ):
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.EnrollMFA(pb.EnrollMFARequest(), metadata=metadata)
-        assert (err.value.code(), err.value.details()) == (UNAUTH, "invalid credentials")
+    orders = await login(stub, user, audience=["orders"])  # not for authsvc itself
+    head, _, _ = orders.access_token.rpartition(".")
+    forged = head + ".AAAA"
+    no_bearer, malformed = BearerMissing("authsvc").message, BearerMalformed().message
+    wrong_audience = BearerWrongAudience("authsvc").message
+    assert len({no_bearer, malformed, wrong_audience, "invalid credentials"}) == 4
+    cases = [
+        ((), no_bearer),
+        ((("authorization", orders.access_token),), malformed),  # the token without "Bearer "
+        ((("authorization", f"Basic {orders.access_token}"),), malformed),
+        ((("authorization", "Bearer"),), malformed),
+        ((("authorization", "Bearer   "),), malformed),
+        (bearer(orders.access_token), wrong_audience),
+        (bearer(orders.refresh_token), "invalid credentials"),
+        (bearer(forged), "invalid credentials"),
+    ]
+    calls = (
+        lambda md: stub.EnrollMFA(pb.EnrollMFARequest(), metadata=md),
+        lambda md: stub.ConfirmMFA(pb.ConfirmMFARequest(totp_code="123456"), metadata=md),
+        lambda md: stub.ListSessions(pb.ListSessionsRequest(subject=user.id), metadata=md),
+        lambda md: stub.Revoke(pb.RevokeRequest(subject=user.id), metadata=md),
+    )
+    for metadata, message in cases:
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call(metadata)
+            assert (err.value.code(), err.value.details()) == (UNAUTH, message), metadata
+            for secret in (orders.access_token, orders.refresh_token, user.password):
+                assert secret not in (err.value.details() or "")
+    assert "audience authsvc alone" in no_bearer and "Bearer <access token>" in no_bearer
 
 
 async def test_raw_garbage_bytes_do_not_crash_the_server(channel, stub):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import stat
 import traceback
 from collections.abc import Iterator
@@ -13,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from authsvc.config import DEV_KEK_FILE, ConfigError, Settings, parse_kek
+from authsvc.config import (
+    DEV_KEK_FILE,
+    FILE_SETTINGS,
+    ConfigError,
+    Settings,
+    find_data_dir,
+    known_settings,
+    parse_kek,
+)
 from authsvc.domain.identity.passwords import Argon2Params
 from authsvc.domain.policy import Policy
 from authsvc.domain.tokens.kek import KekError
@@ -43,7 +52,9 @@ def test_defaults() -> None:
     assert s.listen == "127.0.0.1:50051"  # loopback unless told otherwise
     assert s.tls is None
     assert s.database_url is None  # embedded Postgres
-    assert s.data_dir == Path(".authsvc")
+    assert s.data_dir == find_data_dir(Path.cwd())  # absolute, resolved once
+    assert s.data_dir.is_absolute() and s.data_dir.name == ".authsvc"
+    assert s.reflection is True
     assert s.kek is None
     assert s.policy == Policy()
     assert s.policy.issuer == "authsvc"
@@ -340,3 +351,130 @@ def test_workers_ports_must_not_collide(listen: str, http: str) -> None:
     assert str(config_error(env)).split(":")[0] in ("AUTHSVC_WORKERS", "AUTHSVC_HTTP_LISTEN")
     ok = {"AUTHSVC_WORKERS": "2", "AUTHSVC_LISTEN": "127.0.0.1:50051", "AUTHSVC_HTTP_LISTEN": "127.0.0.1:50052"}
     assert Settings.from_env(ok).http_listen == "127.0.0.1:50052"
+
+
+# --- integers say what they count ----------------------------------------------------
+
+CONFIG_SOURCE = (Path(__file__).resolve().parents[2] / "authsvc" / "config.py").read_text(encoding="utf-8")
+INTEGER_SETTINGS = sorted(set(re.findall(r'reader\.integer\(\s*"(AUTHSVC_[A-Z0-9_]+)"', CONFIG_SOURCE)))
+ALL_SETTINGS = sorted(set(re.findall(r'"(AUTHSVC_[A-Z0-9_]*[A-Z0-9])"', CONFIG_SOURCE)))
+
+
+def test_a_duration_with_a_unit_gets_seconds_a_whole_number() -> None:
+    exc = config_error({"AUTHSVC_ACCESS_TOKEN_TTL": "300s"})
+    assert str(exc) == "AUTHSVC_ACCESS_TOKEN_TTL: expected seconds, a whole number (such as 300), got '300s'"
+
+
+@pytest.mark.parametrize("name", INTEGER_SETTINGS)
+def test_every_integer_setting_says_what_it_counts(name: str) -> None:
+    assert len(INTEGER_SETTINGS) >= 20
+    message = str(config_error({name: "1.5"}))
+    assert message.startswith(f"{name}: expected ")
+    assert "a whole number (such as " in message
+    durations = ("_TTL", "_AGE", "_INTERVAL", "_SECONDS", "_GRACE", "_LEEWAY", "_LEAD", "_RECENT_AUTH")
+    if name.endswith(durations) or name == "AUTHSVC_LEEWAY":
+        assert "expected seconds, a whole number" in message
+    if name.endswith("_MS"):
+        assert "expected milliseconds, a whole number" in message
+
+
+# --- unknown names are warned about, derived from what from_env reads -----------------
+
+
+def test_a_misspelt_setting_is_warned_about_with_the_closest_name() -> None:
+    s = Settings.from_env({"AUTHSVC_ACESS_TOKEN_TTL": "600", "AUTHSVC_ZZZZ": "1", "HOME": "/root"})
+    assert s.policy.access_ttl == 300  # ignored, as the warning says
+    assert s.warnings == (
+        "AUTHSVC_ACESS_TOKEN_TTL is not an authsvc setting (did you mean AUTHSVC_ACCESS_TOKEN_TTL?); it is ignored",
+        "AUTHSVC_ZZZZ is not an authsvc setting; it is ignored",
+    )
+
+
+def test_every_setting_in_config_py_is_known() -> None:
+    """Known names come from the reads themselves: every name config.py reads
+    must be read on every call (no read hidden behind another setting)."""
+    assert "AUTHSVC_ACCESS_TOKEN_TTL" in ALL_SETTINGS and "AUTHSVC_KEK" in ALL_SETTINGS
+    files = {f"{name}_FILE" for name in FILE_SETTINGS}
+    assert known_settings() == set(ALL_SETTINGS) | files
+    assert Settings.from_env({"AUTHSVC_TEST_DATABASE_URL": "postgresql://x/y"}).warnings == ()  # the suite's own
+
+
+# --- secrets from files, and the effective configuration ------------------------------
+
+
+def test_secrets_can_come_from_files(tmp_path: Path) -> None:
+    kek_file, url_file = tmp_path / "kek", tmp_path / "url"
+    kek_file.write_text(f"k1:{KEY1}\n")  # as `echo` writes it
+    url_file.write_text("postgresql://authsvc:hunter22@db:5432/authsvc\n")
+    s = Settings.from_env({"AUTHSVC_KEK_FILE": str(kek_file), "AUTHSVC_DATABASE_URL_FILE": str(url_file)})
+    assert s.load_kek().current == "k1"
+    assert s.database_url == "postgresql://authsvc:hunter22@db:5432/authsvc"
+    shown = dict((name, (value, source)) for name, value, source in s.effective)
+    assert shown["AUTHSVC_KEK"] == ("k1:****", f"file {kek_file}")
+    assert shown["AUTHSVC_DATABASE_URL"] == ("postgresql://authsvc:****@db:5432/authsvc", f"file {url_file}")
+    assert KEY1 not in repr(s.effective) and "hunter22" not in repr(s.effective)
+
+
+@pytest.mark.parametrize("name", ["AUTHSVC_KEK", "AUTHSVC_DATABASE_URL"])
+def test_bad_secret_files_are_named(name: str, tmp_path: Path) -> None:
+    missing = str(config_error({f"{name}_FILE": str(tmp_path / "nope")}))
+    assert missing.startswith(f"{name}_FILE: cannot read ") and "No such file" in missing
+    (tmp_path / "empty").write_text("\n")
+    assert str(config_error({f"{name}_FILE": str(tmp_path / "empty")})).startswith(f"{name}_FILE: ")
+    (tmp_path / "value").write_text(f"k1:{KEY1}")
+    both = str(config_error({name: f"k1:{KEY1}", f"{name}_FILE": str(tmp_path / "value")}))
+    assert both == f"{name} and {name}_FILE: set one, not both"
+    assert KEY1 not in both
+
+
+def test_a_kek_file_with_a_bad_key_never_echoes_it(tmp_path: Path) -> None:
+    (tmp_path / "kek").write_text(f"k1:{SHORT}")
+    exc = config_error({"AUTHSVC_KEK_FILE": str(tmp_path / "kek")})
+    assert SHORT not in full_text(exc)
+
+
+def test_the_effective_configuration_lists_every_setting_once() -> None:
+    s = Settings.from_env({"AUTHSVC_ACCESS_TOKEN_TTL": "600", "AUTHSVC_KEK": f"k1:{KEY1},k0:{KEY2}"})
+    names = [name for name, _, _ in s.effective]
+    assert len(names) == len(set(names))
+    assert set(names) == set(ALL_SETTINGS)
+    shown = dict((name, (value, source)) for name, value, source in s.effective)
+    assert shown["AUTHSVC_ACCESS_TOKEN_TTL"] == ("600", "environment")
+    assert shown["AUTHSVC_LEEWAY"] == ("30", "default")
+    assert shown["AUTHSVC_KEK"] == ("k1:****,k0:****", "environment")
+    assert KEY1 not in repr(s.effective) and KEY2 not in repr(s.effective)
+
+
+# --- a server is refused before it touches anything -----------------------------------
+
+
+def test_a_server_with_a_database_url_needs_a_kek() -> None:
+    exc = config_error({"AUTHSVC_DATABASE_URL": "postgresql://db/auth"})
+    assert str(exc).startswith("AUTHSVC_KEK: required with AUTHSVC_DATABASE_URL")
+    # Admin commands that never open a secret do not need it; the dev KEK may be allowed.
+    assert Settings.from_env({"AUTHSVC_DATABASE_URL": "postgresql://db/auth"}, serving=False).kek is None
+    allowed = {"AUTHSVC_DATABASE_URL": "postgresql://db/auth", "AUTHSVC_ALLOW_DEV_KEK": "true"}
+    assert Settings.from_env(allowed).allow_dev_kek
+
+
+def test_reflection_can_be_turned_off() -> None:
+    assert Settings.from_env({"AUTHSVC_REFLECTION": "false"}).reflection is False
+    assert str(config_error({"AUTHSVC_REFLECTION": "off"})).startswith("AUTHSVC_REFLECTION:")
+
+
+# --- the data folder is resolved once ----------------------------------------------------
+
+
+def test_the_data_folder_is_found_from_below(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".authsvc").mkdir()
+    below = tmp_path / "a" / "b"
+    below.mkdir(parents=True)
+    monkeypatch.chdir(below)
+    assert Settings.from_env({}).data_dir == tmp_path.resolve() / ".authsvc"
+    # An explicit relative folder is the user's choice: resolved against here, once.
+    assert Settings.from_env({"AUTHSVC_DATA_DIR": "data"}).data_dir == below.resolve() / "data"
+
+
+def test_without_a_data_folder_above_it_is_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert find_data_dir(tmp_path) == tmp_path.resolve() / ".authsvc" or (tmp_path.parents[-1] / ".authsvc").is_dir()

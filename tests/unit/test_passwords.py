@@ -232,5 +232,10 @@ def test_reasons_never_echo_the_password() -> None:
 
 def test_a_password_that_cannot_be_hashed_is_refused_up_front(fast: Passwords) -> None:
     password = "abcdefgh\udcff"  # what surrogateescape makes of a stray non-UTF-8 byte
-    if check_new_password(password) is None:
+    # The hash would fail (argon2 hashes UTF-8 bytes, and this has none)...
+    with pytest.raises(UnicodeEncodeError):
         fast.hash(password)
+    # ...so the check refuses it first, with a reason that does not echo it.
+    reason = check_new_password(password)
+    assert reason == "password must be valid Unicode text"
+    assert "abcdefgh" not in reason
