@@ -3,8 +3,12 @@ policy, scope and lifetime limits, and revocation through the session."""
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import re
 import subprocess
+import uuid
 from collections.abc import Sequence
 
 import grpc
@@ -18,6 +22,7 @@ from ..e2e.procs import AUTHSVC, cli, server_env
 from .helpers import ClientCreds, add_user, bearer, login, self_login
 
 ACCESS = "urn:ietf:params:oauth:token-type:access_token"
+TXN = "urn:ietf:params:oauth:token-type:txn_token"
 
 
 async def add_actor(
@@ -225,3 +230,96 @@ def test_the_cli_sets_and_lists_the_exchange_policy(database_url, tmp_path):
     refused = subprocess.run([str(AUTHSVC), "client", "set", "nobody-" + name, "--exchange-audience", "x"],
                              env=env, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert (refused.returncode, refused.stderr) == (1, f"error: no client 'nobody-{name}'\n")
+
+
+# --- Transaction Tokens -----------------------------------------------------------------------------------------
+
+
+def txn_request(actor: ClientCreds, token: str, trust_domain: str, **kw) -> pb.ExchangeTokenRequest:
+    kw.setdefault("scope", ["read"])
+    return request(actor, token, audience=(trust_domain,), requested_token_type=TXN, **kw)
+
+
+def payload(token: str) -> tuple[dict, dict]:
+    header, body, _ = token.split(".")
+    return tuple(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in (header, body))  # type: ignore[return-value]
+
+
+async def test_a_txn_token_carries_the_draft_claims(stub, store, passwords, clock, settings):
+    domain = settings.policy.trust_domain
+    pair, user_id = await user_token(stub, store, passwords, clock)
+    gateway = await add_actor(store, clock, exchange=(domain,))
+    got = await stub.ExchangeToken(txn_request(
+        gateway, pair.access_token, domain, request_context='{"req_ip": "203.0.113.7", "ua": "shop/1"}',
+        request_details='{"action": "BUY", "qty": 2}', purpose="checkout",
+    ))  # fmt: skip
+    assert (got.issued_token_type, got.token_type, list(got.scope)) == (TXN, "N_A", ["read"])
+    assert 0 < got.expires_in <= 60
+    header, claims = payload(got.access_token)
+    assert header["typ"] == "txntoken+jwt" and set(header) == {"alg", "kid", "typ"}
+    assert (claims["iss"], claims["sub"], claims["aud"], claims["sid"]) == (
+        settings.policy.issuer, user_id, domain, pair.session_id,
+    )  # fmt: skip
+    assert claims["exp"] - claims["iat"] == 60 and uuid.UUID(claims["txn"]) and claims["jti"]
+    assert (claims["scope"], claims["req_wl"], claims["purp"]) == ("read", gateway.id, "checkout")
+    assert claims["tctx"] == {"action": "BUY", "qty": 2}
+    assert claims["rctx"] == {"req_ip": "203.0.113.7", "ua": "shop/1", "authn": "pwd", "req_wl": gateway.id}
+    assert pair.access_token not in got.access_token  # never the subject's own token inside
+    # A Txn-Token is no access token, anywhere.
+    answer = await stub.Verify(pb.VerifyRequest(token=got.access_token, audience=domain))
+    assert (answer.active, answer.reason) == (False, pb.INACTIVE_REASON_WRONG_TYPE)
+    code, _ = await denied(stub, request(gateway, got.access_token, audience=(domain,)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_txn_token_requests_are_checked(stub, store, passwords, clock, settings):
+    domain = settings.policy.trust_domain
+    pair, _ = await user_token(stub, store, passwords, clock)
+    gateway = await add_actor(store, clock, exchange=(domain, "orders"))
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    for bad in (
+        {"request_context": "not json"}, {"request_context": "[1, 2]"}, {"request_details": '{"a": 1, "a": 2}'},
+        {"request_context": '{"req_ip": "not-an-ip"}'}, {"request_context": '{"authn": "face"}'},
+        {"request_context": '{"req_wl": "someone-else"}'}, {"request_details": '{"x": "' + "y" * 3000 + '"}'},
+        {"scope": []}, {"purpose": "two words"},
+    ):
+        assert (await denied(stub, txn_request(gateway, pair.access_token, domain, **bad)))[0] == invalid, bad
+    assert (await denied(stub, txn_request(gateway, pair.access_token, "orders")))[0] == invalid
+    assert (await denied(stub, txn_request(gateway, pair.access_token, domain, scope=["write", "admin"])))[0] == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+    elsewhere = await add_actor(store, clock, exchange=("orders",))  # may exchange, but not for the trust domain
+    assert (await denied(stub, txn_request(elsewhere, pair.access_token, domain)))[0] == (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+
+
+async def test_a_replacement_keeps_the_transaction_and_narrows(stub, store, passwords, clock, settings):
+    domain = settings.policy.trust_domain
+    pair, user_id = await user_token(stub, store, passwords, clock)
+    gateway = await add_actor(store, clock, exchange=(domain,), scopes=("read", "write"))
+    orders = await add_actor(store, clock, exchange=(domain,), scopes=())
+    first = await stub.ExchangeToken(txn_request(
+        gateway, pair.access_token, domain, scope=["read", "write"], request_details='{"order": 1}', purpose="buy",
+    ))  # fmt: skip
+    clock.advance(10)
+    second = await stub.ExchangeToken(txn_request(
+        orders, first.access_token, domain, scope=["read"], subject_token_type=TXN,
+        request_details='{"order": 1, "line": 3}', request_context='{"hop": "orders"}',
+    ))  # fmt: skip
+    _, old = payload(first.access_token)
+    _, new = payload(second.access_token)
+    for name in ("txn", "sub", "aud", "sid", "iss", "purp"):
+        assert new[name] == old[name], name
+    assert new["exp"] == old["exp"] and new["iat"] == old["iat"] + 10  # never longer than the one replaced
+    assert new["jti"] != old["jti"] and new["sub"] == user_id
+    assert (new["scope"], new["req_wl"]) == ("read", f"{gateway.id},{orders.id}")
+    assert new["tctx"] == {"order": 1, "line": 3} and new["rctx"] == {**old["rctx"], "hop": "orders"}
+    refused = grpc.StatusCode.PERMISSION_DENIED
+    replace = functools.partial(txn_request, orders, second.access_token, domain, subject_token_type=TXN)
+    assert (await denied(stub, replace(scope=["read", "write"])))[0] == refused  # no widening
+    assert (await denied(stub, replace(request_details='{"order": 2}')))[0] == refused  # no editing
+    assert (await denied(stub, replace(request_context='{"hop": "elsewhere"}')))[0] == refused
+    assert (await denied(stub, replace(purpose="sell")))[0] == refused
+    clock.advance(60)  # the replaced token has expired: no replacement, leeway or not
+    assert (await denied(stub, replace()))[0] == grpc.StatusCode.INVALID_ARGUMENT

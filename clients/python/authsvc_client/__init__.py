@@ -38,6 +38,16 @@ from ._proto import auth_pb2 as pb
 from ._proto import auth_pb2_grpc as grpc
 from ._retry import RetryPolicy
 from ._txn import TXN_TOKEN_TYPE, TxnClaims, TxnRequirements, verify_txn_token
+from ._txn_interceptors import (
+    TXN_TOKEN_METADATA,
+    AsyncTxnTokenServerInterceptor,
+    TxnTokenForwarder,
+    TxnTokenServerInterceptor,
+    async_txn_token_forwarders,
+    current_txn,
+    current_txn_token,
+    use_txn_token,
+)
 from ._verifier import TokenVerifier, VerifierStats
 from ._verify import (
     DEFAULT_LEEWAY_SECONDS,
@@ -55,12 +65,14 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_TOKEN_LENGTH",
     "SIGNING_ALGORITHMS",
+    "TXN_TOKEN_METADATA",
     "TXN_TOKEN_TYPE",
     "AccessClaims",
     "Actor",
     "AsyncAuthClient",
     "AsyncAuthServerInterceptor",
     "AsyncClientCredentialsAuth",
+    "AsyncTxnTokenServerInterceptor",
     "AuthClient",
     "AuthServerInterceptor",
     "AuthsvcError",
@@ -85,14 +97,20 @@ __all__ = [
     "TokenVerifier",
     "TxnClaims",
     "TxnRequirements",
+    "TxnTokenForwarder",
+    "TxnTokenServerInterceptor",
     "Unavailable",
     "VerificationKey",
     "VerifierStats",
     "VerifierUnavailable",
     "VerifyResult",
+    "async_txn_token_forwarders",
     "current_claims",
+    "current_txn",
+    "current_txn_token",
     "grpc",
     "pb",
+    "use_txn_token",
     "verify_access_token",
     "verify_txn_token",
 ]
