@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e clients/python -e '.[dev,embedded]'
+	$(BIN)/pip install --quiet -e clients/python -e '.[dev,embedded,otel]'
 	touch $@
 
 install: $(STAMP)

@@ -102,6 +102,10 @@ class Settings:
     use_notify: bool = True
     allow_dev_kek: bool = False
     log_level: str = "INFO"
+    #: "text" (one readable line) or "json" (one JSON object a line, for log pipelines).
+    log_format: str = "text"
+    #: Audit rows older than this are pruned (the chain keeps a checkpoint); 0 keeps them all.
+    audit_retention_days: int = 365
     #: Replicas in this process group, each its own process on the same port
     #: (SO_REUSEPORT): one event loop tops out at about one core.
     workers: int = 1
@@ -142,6 +146,7 @@ class Settings:
             reauth_age=reader.integer("AUTHSVC_REAUTH_AGE", 24 * 3600, 60, 365 * 24 * 3600, SECONDS),
             refresh_grace=reader.integer("AUTHSVC_REFRESH_GRACE", 0, 0, 60, SECONDS),
             encrypt_tokens=reader.flag("AUTHSVC_ENCRYPT_TOKENS"),
+            require_encrypted=reader.flag("AUTHSVC_REQUIRE_ENCRYPTED"),
             bind_to_cert=not reader.flag("AUTHSVC_NO_CERT_BINDING"),
             key_rotation_interval=reader.integer(
                 "AUTHSVC_KEY_ROTATION_INTERVAL", 30 * 24 * 3600, 0, 10 * 366 * 86400, SECONDS
@@ -163,6 +168,8 @@ class Settings:
                 3600.0,
             ),
         )
+        if policy.require_encrypted and not policy.encrypt_tokens:
+            raise ConfigError("AUTHSVC_REQUIRE_ENCRYPTED=true needs AUTHSVC_ENCRYPT_TOKENS=true (else no token passes)")
         settings = cls(
             listen=reader.listen("AUTHSVC_LISTEN", "127.0.0.1:50051"),
             database_url=reader.secret("AUTHSVC_DATABASE_URL", mask=mask_url),
@@ -180,6 +187,8 @@ class Settings:
             key_reload_interval=float(policy.key_reload_interval),
             use_notify=not reader.flag("AUTHSVC_NO_NOTIFY"),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            log_format=reader.choice("AUTHSVC_LOG_FORMAT", "text", ("text", "json")),
+            audit_retention_days=reader.integer("AUTHSVC_AUDIT_RETENTION_DAYS", 365, 0, 100 * 366),
             workers=reader.integer("AUTHSVC_WORKERS", 1, 1, 64, COUNT),
             envoy=reader.envoy(),
             reflection=reader.flag("AUTHSVC_REFLECTION", default=True),

@@ -79,6 +79,15 @@ class StoreUnavailable(AuthError):
     default_message = "service unavailable, retry later"
 
 
+class StreamEnded(AuthError):
+    """The server ended a stream (shutdown, lost database, a reader too slow):
+    UNAVAILABLE, so that a client resumes elsewhere instead of taking the end
+    for "finished"."""
+
+    code = Code.UNAVAILABLE
+    default_message = "service unavailable, retry later"
+
+
 class DatabaseUnreachable(StoreUnavailable):
     """The database could not be opened at all (start-up, an admin command).
     ``detail`` is one line for the operator: what failed, on which host, what

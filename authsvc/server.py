@@ -44,6 +44,12 @@ POOL_SIZE = 16
 MIN_POOL_PER_WORKER = 4
 
 
+#: grpc's own cut-off for a request, far above AUTHSVC_MAX_MESSAGE_BYTES: up to
+#: here a request too large is answered INVALID_ARGUMENT by the doors (see
+#: doors/registry.py); past it grpc answers RESOURCE_EXHAUSTED by itself.
+HARD_MAX_RECEIVE_BYTES = 4 << 20
+
+
 def server_options(max_message_bytes: int, *, shared_port: bool = False) -> list[tuple[str, int]]:
     """The grpc.aio server's channel arguments (also the bench's ceiling server's).
 
@@ -53,7 +59,7 @@ def server_options(max_message_bytes: int, *, shared_port: bool = False) -> list
     half of the connections."""
     return [
         ("grpc.so_reuseport", int(shared_port)),
-        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max(HARD_MAX_RECEIVE_BYTES, max_message_bytes)),
         ("grpc.max_send_message_length", max_message_bytes),
         # Long-lived WatchRevocations streams: ping idle peers so a dead one is
         # noticed, and let clients ping us too.
@@ -103,6 +109,7 @@ class App:
         # busy client (a gateway on one channel) must still get every core.
         self._passwords = Passwords(settings.argon2)
         live = await LiveState.load(store, kek, settings.policy, self.clock)
+        live.on_key_withdrawn = self._keys_changed.set  # reload now: the next signer may be needed
         # Workers split the verified-token cache too: N of them hold what one
         # replica would, and each full walk of the collector stays short.
         live.verified_cache_size = max(1, live.verified_cache_size // settings.workers)
@@ -113,9 +120,9 @@ class App:
             options=server_options(limit, shared_port=self.worker is not None)
         )
         self.servicer = AuthServicer(self.deps, self.metrics)
-        add_to_server(self.servicer, server)
+        add_to_server(self.servicer, server, limit)
         envoy_door = envoy.Authorizer(self.deps, settings.envoy, self.metrics)
-        add_service(envoy_door, server, envoy.SERVICE, envoy.MESSAGES)
+        add_service(envoy_door, server, envoy.SERVICE, envoy.MESSAGES, max_message_bytes=limit)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if settings.reflection:  # off for locked-down deployments (AUTHSVC_REFLECTION=false)
             reflection.enable_server_reflection(

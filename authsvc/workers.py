@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnProcess
 from types import FrameType
 
+from authsvc import logs
 from authsvc.config import ConfigError, Settings
 from authsvc.errors import DatabaseUnreachable
 
@@ -71,9 +72,7 @@ def _run_worker(index: int, database_url: str, line: Connection) -> None:
     # as SIGTERM, once, and a worker still starting must not die mid-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     settings = Settings.from_env(serving=True)  # the environment is inherited
-    logging.basicConfig(
-        level=settings.log_level, format=f"%(asctime)s %(levelname)s worker {index} %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format, worker=index)
     from authsvc.server import serve
 
     try:

@@ -1,4 +1,4 @@
-"""``authsvc serve | migrate | config | user ... | session ... | client ... | keys ... | audience ... | kek ...``
+"""``authsvc serve | migrate | config | user | session | client | keys | audience | kek | audit ...``
 
 One module per group of verbs; this one parses, loads settings, finds the
 database (embedded when no URL is set) and dispatches.
@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from authsvc.cli import clients, keys, users
+from authsvc import logs
+from authsvc.cli import audit, clients, keys, users
 from authsvc.cli import settings as settings_verb
 from authsvc.config import ConfigError, Settings
 from authsvc.errors import AuthError, DatabaseUnreachable
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     verbs.add_parser("serve", help="run the gRPC service (migrates first)")
     verbs.add_parser("migrate", help="apply database migrations")
     verbs.add_parser("config", help="print the effective configuration (secrets masked) and check it")
-    for module in (users, clients, keys):
+    for module in (users, clients, keys, audit):
         module.register(verbs)
     return parser
 
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"authsvc: bad setting: {exc}", file=sys.stderr)
         return EXIT_BAD_SETUP
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     for warning in settings.warnings:
         log.warning("%s", warning)
     if args.verb == "config":

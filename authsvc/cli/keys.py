@@ -42,12 +42,17 @@ async def _kek_rotate(settings: Settings, store: PostgresStore, args: argparse.N
 
 async def _audience_set_key(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
     try:
-        key = encryption.parse_audience_key(args.audience, Path(args.jwk).read_text())
+        key = encryption.parse_audience_key(
+            args.audience, Path(args.jwk).read_text(), require_encrypted=args.require_encrypted
+        )
     except (OSError, encryption.BadEncryptionKey) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     await store.set_audience_key(key, SystemClock().now())
-    print(f"tokens for {args.audience} are encrypted to {key.kid} ({key.alg}) when AUTHSVC_ENCRYPT_TOKENS is on")
+    if key.require_encrypted:
+        print(f"tokens for {args.audience} are always encrypted to {key.kid} ({key.alg}); bare signed ones are refused")
+    else:
+        print(f"tokens for {args.audience} are encrypted to {key.kid} ({key.alg}) when AUTHSVC_ENCRYPT_TOKENS is on")
     return 0
 
 
@@ -61,7 +66,8 @@ async def _audience_remove_key(settings: Settings, store: PostgresStore, args: a
 
 async def _audience_list(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
     for key in await store.audience_keys():
-        print(f"{key.audience:<24} {key.alg:<15} {key.kid}")
+        required = "encrypted only" if key.require_encrypted else "-"
+        print(f"{key.audience:<24} {key.alg:<15} {required:<15} {key.kid}")
     return 0
 
 
@@ -81,6 +87,11 @@ def register(verbs: Verbs) -> None:
     setkey = audience.add_parser("set-key", help="register an audience's public encryption JWK")
     setkey.add_argument("audience")
     setkey.add_argument("--jwk", required=True, help="file with the public JWK (ECDH-ES+A256KW or RSA-OAEP-256)")
+    setkey.add_argument(
+        "--require-encrypted",
+        action="store_true",
+        help="accept only encrypted tokens for this audience (Verify refuses bare signed ones: NOT_ENCRYPTED)",
+    )
     setkey.set_defaults(run=_audience_set_key)
     rmkey = audience.add_parser("remove-key", help="forget an audience's encryption key")
     rmkey.add_argument("audience")

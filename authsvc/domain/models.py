@@ -13,6 +13,8 @@ class CallInfo:
     user_agent: str = ""
     cert_thumbprint: str = ""  # base64url SHA-256 of the client certificate, when mTLS
     cert_san_uris: tuple[str, ...] = ()  # URI SANs of that certificate (SPIFFE IDs)
+    request_id: str = ""  # the caller's x-request-id, else one made for this call: ties logs to audit rows
+    trace_id: str = ""  # the OpenTelemetry trace id (32 hex digits) when tracing is on
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class RefreshTokenRecord:
     replaced_by: str | None = None
     grace_kek_id: str | None = None
     grace_sealed: bytes | None = None
+    #: When the token that replaced this one was itself spent (None: unspent).
+    successor_used_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,7 @@ class StoredKey:
 @dataclass(frozen=True, slots=True)
 class Revocation:
     seq: int
-    kind: str  # jti | session | subject
+    kind: str  # jti | session | subject | key
     value: str
     revoked_at: float
     expires_at: float

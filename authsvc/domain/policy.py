@@ -36,6 +36,9 @@ class Policy:
     key_publish_lead: int = 3600
     #: Nested JWT: every access token signed, then encrypted (see encryption.py).
     encrypt_tokens: bool = False
+    #: Verify refuses bare signed tokens for every audience (NOT_ENCRYPTED);
+    #: per audience, see ``authsvc audience set-key --require-encrypted``.
+    require_encrypted: bool = False
     #: RFC 8705: tokens issued over mTLS carry cnf.x5t#S256 and are useless
     #: without the same certificate; refresh tokens likewise.
     bind_to_cert: bool = True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
+import uuid
 from typing import Any, TypeAlias
 
 import grpc
@@ -11,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from authsvc import telemetry
 from authsvc.domain import validate
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
 from authsvc.domain.tokens.exchange import Exchanged, ExchangeRequest
@@ -19,6 +22,7 @@ from authsvc_client import AccessClaims, Reason, Requirements, pb
 from authsvc_client._models import actor_message
 
 _MAX_USER_AGENT = 256
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -37,7 +41,18 @@ def call_info(context: Context) -> CallInfo:
         user_agent=(_metadata(context, "user-agent") or "")[:_MAX_USER_AGENT],
         cert_thumbprint=thumbprint,
         cert_san_uris=san_uris,
+        request_id=request_id(context),
+        trace_id=telemetry.current_trace_id(),
     )
+
+
+def request_id(context: Context) -> str:
+    """The caller's ``x-request-id`` when it is a sane token, else a new one:
+    it ties the log line of the call to its audit rows."""
+    given = _metadata(context, "x-request-id")
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
 
 
 def peer_certificate(context: Context) -> tuple[str, tuple[str, ...]]:
@@ -82,7 +97,8 @@ def bearer_token(value: str) -> str | None:
 
 
 def requirements(
-    audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int, max_depth: int | None = None
+    audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int, require_encrypted: bool = False,
+    max_depth: int | None = None,
 ) -> Requirements:
     """What a caller requires of a token, checked as any input is: Verify's
     fields and a Check's route settings alike."""
@@ -99,7 +115,7 @@ def requirements(
         raise InvalidArgument("max_delegation_depth must not be negative")
     return Requirements(
         audience=audience, scopes=scopes, cert_thumbprint=thumbprint, max_auth_age=max_age,
-        max_delegation_depth=max_depth,
+        require_encrypted=require_encrypted, max_delegation_depth=max_depth,
     )  # fmt: skip
 
 
@@ -143,6 +159,7 @@ _KINDS = {
     "jti": pb.RevocationEvent.KIND_JTI,
     "session": pb.RevocationEvent.KIND_SESSION,
     "subject": pb.RevocationEvent.KIND_SUBJECT,
+    "key": pb.RevocationEvent.KIND_KEY,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from typing import cast
 
 from google.protobuf.message import DecodeError
 
@@ -16,6 +17,7 @@ from authsvc.domain.tokens import exchange
 from authsvc.doors import convert
 from authsvc.doors.convert import Context
 from authsvc.doors.grpc_status import abort_internal, abort_with, rpc
+from authsvc.doors.registry import OVERSIZE
 from authsvc.errors import AuthError, InvalidArgument
 from authsvc.metrics import Metrics
 from authsvc_client import MAX_TOKEN_LENGTH, Requirements, TokenRejected, pb
@@ -41,7 +43,7 @@ class _SeenRequest:
         self.answer: bytes | None = None  # the serialized VerifyResponse, when the token was active
 
 
-_Asked = tuple[str, tuple[str, ...], str, int, int | None]
+_Asked = tuple[str, tuple[str, ...], str, int, bool, int | None]
 
 
 def _read_verify_request(data: bytes, checked: dict[_Asked, Requirements]) -> _SeenRequest:
@@ -58,7 +60,8 @@ def _read_verify_request(data: bytes, checked: dict[_Asked, Requirements]) -> _S
         raise InvalidArgument("token is too long")
     depth = request.max_delegation_depth if request.HasField("max_delegation_depth") else None
     asked = (
-        request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds, depth
+        request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds,
+        request.require_encrypted, depth,
     )  # fmt: skip
     requirements = checked.get(asked)
     if requirements is None:  # checked once per distinct set of requirements
@@ -74,8 +77,8 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         self._deps = deps
         self._metrics = metrics or Metrics()
         self._verify_requests: OrderedDict[bytes, _SeenRequest] = OrderedDict()
-        # Verify's (audience, scopes, thumbprint, max age, max depth) -> checked
-        # Requirements: callers ask for the same few over and over.
+        # Verify's (audience, scopes, thumbprint, max age, encrypted, max depth)
+        # -> checked Requirements: callers ask for the same few over and over.
         self._requirements: dict[_Asked, Requirements] = {}
 
     @rpc
@@ -181,8 +184,10 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def WatchRevocations(
         self, request: pb.WatchRevocationsRequest, context: Context
     ) -> AsyncIterator[pb.RevocationEvent]:
-        if request is None:
-            await abort_with(context, InvalidArgument("malformed request"))
+        oversize = cast(object, request) is OVERSIZE  # see registry.py: what grpc hands over is not always a message
+        if request is None or oversize:
+            message = "request is too large" if oversize else "malformed request"
+            await abort_with(context, InvalidArgument(message))
             return
         try:
             async for entry, resume in watch.revocations(self._deps, request.cursor):

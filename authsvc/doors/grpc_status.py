@@ -11,7 +11,9 @@ from typing import Protocol, TypeVar
 
 import grpc
 
+from authsvc import logs, telemetry
 from authsvc.doors.convert import Context
+from authsvc.doors.registry import OVERSIZE
 from authsvc.errors import AuthError, Code, InvalidArgument, Throttled
 from authsvc.metrics import Metrics
 
@@ -81,8 +83,12 @@ def rpc(fn: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
         try:
             if request is None:  # did not parse: see registry.py
                 raise InvalidArgument("malformed request")
+            if request is OVERSIZE:
+                raise InvalidArgument("request is too large")
             response = await fn(self, request, context)
-            self._metrics.observe(name, "OK", time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._metrics.observe(name, "OK", elapsed)
+            logs.rpc_done(name, "OK", elapsed, context.peer(), telemetry.current_trace_id())
             return response
         except AuthError as exc:
             error: AuthError | None = exc
@@ -90,7 +96,9 @@ def rpc(fn: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
             log.exception("unexpected error in %s", name)
             error = None
         code = status_of(error)[0].name if error is not None else "INTERNAL"
-        self._metrics.observe(name, code, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._metrics.observe(name, code, elapsed)
+        logs.rpc_done(name, code, elapsed, context.peer(), telemetry.current_trace_id())
         if error is not None:
             await abort_with(context, error)
         else:

@@ -10,6 +10,11 @@ already serialized.
 
 Verify, the hot path, takes its request as bytes and parses it itself: a
 request seen lately is not parsed again (see grpc_auth.py).
+
+A request over AUTHSVC_MAX_MESSAGE_BYTES becomes :data:`OVERSIZE`, answered
+INVALID_ARGUMENT as the proto promises. grpc's own limit (set higher, see
+``server.HARD_MAX_RECEIVE_BYTES``) would answer RESOURCE_EXHAUSTED, which
+authsvc keeps for throttling.
 """
 
 from __future__ import annotations
@@ -27,8 +32,19 @@ from authsvc_client import pb
 SERVICE = pb.DESCRIPTOR.services_by_name["AuthService"]
 
 
-def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+class _Oversize:
+    """A request larger than the configured limit (never parsed)."""
+
+
+OVERSIZE = _Oversize()
+
+
+def _lenient(parse: Callable[[bytes], Any] | None, limit: int) -> Callable[[bytes], Any]:
     def deserialize(data: bytes) -> Any:
+        if len(data) > limit:
+            return OVERSIZE
+        if parse is None:
+            return data
         try:
             return parse(data)
         except DecodeError:
@@ -51,9 +67,9 @@ def _serializer(serialize: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
 RAW_REQUESTS = frozenset({"Verify"})
 
 
-def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
+def add_to_server(servicer: object, server: grpc.aio.Server, max_message_bytes: int) -> None:
     """AuthService."""
-    add_service(servicer, server, SERVICE, pb, RAW_REQUESTS)
+    add_service(servicer, server, SERVICE, pb, RAW_REQUESTS, max_message_bytes=max_message_bytes)
 
 
 def add_service(
@@ -62,8 +78,11 @@ def add_service(
     service: ServiceDescriptor,
     messages: ModuleType,
     raw_requests: Collection[str] = (),
+    *,
+    max_message_bytes: int,
 ) -> None:
-    """Any service whose messages are in ``messages`` (a generated module)."""
+    """Any service whose messages are in ``messages`` (a generated module).
+    A request over ``max_message_bytes`` becomes :data:`OVERSIZE`."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         request_cls = getattr(messages, method.input_type.name)
@@ -72,7 +91,7 @@ def add_service(
         raw = method.name in raw_requests
         handlers[method.name] = make(
             getattr(servicer, method.name),
-            request_deserializer=None if raw else _lenient(request_cls.FromString),
+            request_deserializer=_lenient(None if raw else request_cls.FromString, max_message_bytes),
             response_serializer=_serializer(response_cls.SerializeToString),
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

@@ -1,8 +1,7 @@
-"""Throttle counters and the audit log."""
+"""Throttle counters."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -94,22 +93,6 @@ class GuardMixin(Base):
             await self._pool.execute(
                 "UPDATE throttle SET failures = greatest(failures - 1, 0) WHERE key = $1", key
             )
-
-    # audit -----------------------------------------------------------------
-
-    @translated
-    async def audit(
-        self, event: str, now: float, *, subject: str = "", session_id: str = "", peer: str = "", detail: str = ""
-    ) -> None:
-        await self._pool.execute(
-            "INSERT INTO audit_log (at, event, subject, session_id, peer, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-            cv.ts(now), event, subject, uuid.UUID(session_id) if session_id else None, peer, detail,
-        )  # fmt: skip
-
-    @translated
-    async def audit_events(self, subject: str) -> list[str]:
-        rows = await self._pool.fetch("SELECT event FROM audit_log WHERE subject = $1 ORDER BY id", subject)
-        return [r["event"] for r in rows]
 
 
 # Every sealed column: (kind, table, id column, kek id column, ciphertext column).

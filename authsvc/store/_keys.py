@@ -9,6 +9,7 @@ from authsvc.domain.models import StoredKey
 from authsvc.domain.tokens.encryption import AudienceKey
 from authsvc.store import _convert as cv
 from authsvc.store._base import KEYS_CHANNEL, Base, notify, translated
+from authsvc.store._sessions import append_revocation
 
 
 class KeysMixin(Base):
@@ -45,15 +46,18 @@ class KeysMixin(Base):
     @translated
     async def audience_keys(self) -> list[AudienceKey]:
         rows = await self._pool.fetch("SELECT * FROM audience_keys ORDER BY audience")
-        return [AudienceKey(r["audience"], r["kid"], r["alg"], r["public_jwk"]) for r in rows]
+        return [
+            AudienceKey(r["audience"], r["kid"], r["alg"], r["public_jwk"], r["require_encrypted"]) for r in rows
+        ]
 
     @translated
     async def set_audience_key(self, key: AudienceKey, now: float) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO audience_keys (audience, kid, alg, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5)"
-                " ON CONFLICT (audience) DO UPDATE SET kid = $2, alg = $3, public_jwk = $4, created_at = $5",
-                key.audience, key.kid, key.alg, key.public_jwk, cv.ts(now),
+                "INSERT INTO audience_keys (audience, kid, alg, public_jwk, created_at, require_encrypted)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (audience)"
+                " DO UPDATE SET kid = $2, alg = $3, public_jwk = $4, created_at = $5, require_encrypted = $6",
+                key.audience, key.kid, key.alg, key.public_jwk, cv.ts(now), key.require_encrypted,
             )  # fmt: skip
             await notify(conn, KEYS_CHANNEL)
 
@@ -85,9 +89,11 @@ class KeysMixin(Base):
             return states["active"], kid
 
     @translated
-    async def revoke_signing_key(self, kid: str, now: float, replacement: StoredKey) -> bool:
+    async def revoke_signing_key(self, kid: str, now: float, replacement: StoredKey, event_until: float) -> bool:
         """Withdraw ``kid``; if it was active, the next key (or ``replacement``
-        when there is none) becomes active in the same transaction."""
+        when there is none) becomes active in the same transaction, and the
+        withdrawal is logged (kind ``key``, kept until ``event_until``) for
+        every replica and watcher to drop the key at once."""
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT state FROM signing_keys WHERE kid = $1 AND state <> 'revoked' FOR UPDATE", kid
@@ -95,8 +101,10 @@ class KeysMixin(Base):
             if row is None:
                 return False
             await conn.execute(
-                "UPDATE signing_keys SET state = 'revoked', retired_at = $2 WHERE kid = $1", kid, cv.ts(now)
-            )
+                "UPDATE signing_keys SET state = 'revoked', retired_at = $2, withdrawn_at = $2 WHERE kid = $1",
+                kid, cv.ts(now),
+            )  # fmt: skip
+            await append_revocation(conn, "key", kid, now, event_until)
             if row["state"] == "active":
                 status = await conn.execute(
                     "UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE state = 'next'", cv.ts(now)
@@ -105,6 +113,21 @@ class KeysMixin(Base):
                     await _insert_key(conn, replacement)
             await notify(conn, KEYS_CHANNEL)
             return True
+
+    @translated
+    async def withdraw_retired_keys(self, retired_before: float, now: float, event_until: float) -> list[str]:
+        """Log the withdrawal of every retired key whose publication ended
+        (retired before ``retired_before``) and that was not logged yet. Each
+        replica runs this; the row update lets exactly one log each key."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "UPDATE signing_keys SET withdrawn_at = $2"
+                " WHERE state = 'retired' AND withdrawn_at IS NULL AND retired_at < $1 RETURNING kid",
+                cv.ts(retired_before), cv.ts(now),
+            )  # fmt: skip
+            for row in rows:
+                await append_revocation(conn, "key", row["kid"], now, event_until)
+            return [row["kid"] for row in rows]
 
     # key-encryption key rotation -------------------------------------------
 

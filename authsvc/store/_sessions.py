@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
+from authsvc.domain.audit.record import AuditEvent
 from authsvc.domain.models import RefreshTokenRecord, Revocation, Session
 from authsvc.domain.ports import RotateDecision
 from authsvc.store import _convert as cv
+from authsvc.store._audit import append_cte, append_in, append_params
 from authsvc.store._base import NOTIFY_CHANNEL, Base, notify, translated
 
 
@@ -17,37 +20,31 @@ class SessionsMixin(Base):
 
     @translated
     async def create_session(
-        self, session: Session, token: RefreshTokenRecord, audit: str = "", reset_throttles: Sequence[str] = ()
+        self,
+        session: Session,
+        token: RefreshTokenRecord,
+        audit: str | AuditEvent = "",
+        reset_throttles: Sequence[str] = (),
     ) -> bool:
         """The session, its first refresh token, (``audit``) the login's audit
         event and (``reset_throttles``) the counters its success clears: one
         statement, so one round trip and atomic. False when the user's sessions
         were revoked after this login proved itself (the counters are cleared
-        all the same: the credential was right)."""
+        all the same: the credential was right; no event is written)."""
+        if isinstance(audit, str) and audit:
+            audit = AuditEvent.of(
+                audit, session.created_at, outcome="ok", actor=session.user_id, subject=session.subject,
+                session_id=session.id, peer=session.peer,
+            )  # fmt: skip
+        event = audit if isinstance(audit, AuditEvent) else None
         status = await self._pool.execute(
-            """
-            WITH owner AS ("""  # noqa: S608 - constant fragments, no input
-            + _LIVE_OWNER
-            + """
-            ), opened AS (
-                INSERT INTO sessions (id, user_id, subject, audiences, scopes, amr, acr, auth_time,
-                                      created_at, expires_at, peer, user_agent, cert_thumbprint)
-                SELECT $1, id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM owner RETURNING id
-            ), audited AS (
-                INSERT INTO audit_log (at, event, subject, session_id, peer)
-                SELECT $9, $19, $3, id, $11 FROM opened WHERE $19 <> ''
-            ), cleared AS (
-                UPDATE throttle SET failures = 0, lockouts = 0, locked_until = NULL WHERE key = ANY($20::text[])
-            )
-            INSERT INTO refresh_tokens (id, session_id, secret_hash, scopes, created_at, expires_at)
-            SELECT $14, id, $15, $16, $17, $18 FROM opened
-            """,
+            _CREATE_SESSION_AUDITED if event is not None else _CREATE_SESSION,
             uuid.UUID(session.id), uuid.UUID(session.user_id), session.subject,
             list(session.audiences), list(session.scopes), list(session.amr), session.acr,
             cv.ts(session.auth_time), cv.ts(session.created_at), cv.ts(session.expires_at),
             session.peer, session.user_agent, session.cert_thumbprint,
             token.id, token.secret_hash, list(token.scopes), cv.ts(token.created_at), cv.ts(token.expires_at),
-            audit, list(reset_throttles),
+            list(reset_throttles), *(append_params(event) if event is not None else ()),
         )  # fmt: skip
         return bool(status.endswith(" 1"))
 
@@ -86,43 +83,60 @@ class SessionsMixin(Base):
             if row is None:
                 return None
             session = cv.session(row["s"])
-            decision = decide(cv.refresh_token(row["t"]), session)
+            record = replace(cv.refresh_token(row["t"]), successor_used_at=cv.epoch(row["successor_used_at"]))
+            decision = decide(record, session)
             sid = uuid.UUID(session.id)
+            event = decision.audit_event
+            if event is None and decision.audit:
+                event = AuditEvent.of(
+                    decision.audit, decision.now, actor=session.subject, subject=session.subject,
+                    session_id=session.id, peer=decision.peer,
+                )  # fmt: skip
             if decision.new_token is not None:
                 new = decision.new_token
                 kek_id, sealed = decision.grace_sealed or (None, None)
                 await conn.execute(
-                    _ROTATE,
+                    _ROTATE_AUDITED if event is not None else _ROTATE,
                     token_id, cv.ts(decision.now), new.id, kek_id, sealed, decision.peer, decision.user_agent,
-                    sid, decision.audit, session.subject, new.secret_hash, list(new.scopes),
-                    cv.ts(new.created_at), cv.ts(new.expires_at),
+                    sid, new.secret_hash, list(new.scopes), cv.ts(new.created_at), cv.ts(new.expires_at),
+                    *(append_params(event) if event is not None else ()),
                 )  # fmt: skip
-            elif decision.audit:
+            elif event is not None:
                 if decision.revoke_session_until is not None:
                     await revoke_session_in(conn, sid, decision.revoke_session_until, decision.now)
-                await conn.execute(
-                    "INSERT INTO audit_log (at, event, subject, session_id, peer) VALUES ($1, $2, $3, $4, $5)",
-                    cv.ts(decision.now), decision.audit, session.subject, sid, decision.peer,
-                )  # fmt: skip
+                await append_in(conn, event)
             return decision
 
     # revocation ------------------------------------------------------------
 
     @translated
-    async def revoke_session(self, session_id: str, now: float, expires_at: float) -> bool:
+    async def revoke_session(
+        self, session_id: str, now: float, expires_at: float, *, audit: AuditEvent | None = None
+    ) -> bool:
+        """``audit`` is written in the same transaction, when the session was live."""
         async with self._pool.acquire() as conn, conn.transaction():
-            return await revoke_session_in(conn, uuid.UUID(session_id), expires_at, now)
+            revoked = await revoke_session_in(conn, uuid.UUID(session_id), expires_at, now)
+            if revoked and audit is not None:
+                await append_in(conn, audit)
+            return revoked
 
     @translated
-    async def revoke_subject(self, subject: str, now: float, expires_at: float) -> int:
+    async def revoke_subject(
+        self, subject: str, now: float, expires_at: float, *, audit: AuditEvent | None = None
+    ) -> int:
         """Revoke every live session of ``subject`` and cut its session-less tokens."""
         async with self._pool.acquire() as conn, conn.transaction():
-            return await revoke_subject_in(conn, subject, now, expires_at)
+            count = await revoke_subject_in(conn, subject, now, expires_at)
+            if audit is not None:
+                await append_in(conn, audit)
+            return count
 
     @translated
-    async def revoke_jti(self, jti: str, now: float, expires_at: float) -> None:
+    async def revoke_jti(self, jti: str, now: float, expires_at: float, *, audit: AuditEvent | None = None) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await append_revocation(conn, "jti", jti, now, expires_at)
+            if audit is not None:
+                await append_in(conn, audit)
 
     @translated
     async def revocations_after(
@@ -161,24 +175,52 @@ _LIVE_OWNER = """
 
 # Both rows locked at once: a join with FOR UPDATE locks the token and its
 # session; they come back as composite values, so their columns do not clash.
+# The successor's used_at is read under the session's row lock, which every
+# rotation of the session takes: it cannot change until this one commits.
 _SELECT_FOR_ROTATION = (
-    "SELECT t, s FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.id = $1 FOR UPDATE"
+    "SELECT t, s, n.used_at AS successor_used_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id"
+    " LEFT JOIN refresh_tokens n ON n.id = t.replaced_by WHERE t.id = $1 FOR UPDATE OF t, s"
 )
 
 # One statement: spend the old token, record the refresh on the session, audit
-# it, and insert the successor.
+# it (the chain head is locked last, and held only to the commit), and insert
+# the successor.
 _ROTATE = """
 WITH spent AS (
     UPDATE refresh_tokens SET used_at = $2, replaced_by = $3, grace_kek_id = $4, grace_sealed = $5 WHERE id = $1
 ), touched AS (
     UPDATE sessions SET last_refresh_at = $2, refresh_count = refresh_count + 1, peer = $6, user_agent = $7
     WHERE id = $8
-), audited AS (
-    INSERT INTO audit_log (at, event, subject, session_id, peer) VALUES ($2, $9, $10, $8, $6)
-)
+){audit}
 INSERT INTO refresh_tokens (id, session_id, secret_hash, scopes, created_at, expires_at)
-VALUES ($3, $8, $11, $12, $13, $14)
+VALUES ($3, $8, $9, $10, $11, $12)
 """
+_ROTATE_AUDITED = _ROTATE.format(audit=", " + append_cte(13))
+_ROTATE = _ROTATE.format(audit="")
+
+# The login's statement: the session (if its owner is live), the audit event
+# (if the session opened), the cleared counters and the first refresh token.
+_CREATE_SESSION = (
+    """
+    WITH owner AS ("""  # noqa: S608 - constant fragments, no input
+    + _LIVE_OWNER
+    + """
+    ), opened AS (
+        INSERT INTO sessions (id, user_id, subject, audiences, scopes, amr, acr, auth_time,
+                              created_at, expires_at, peer, user_agent, cert_thumbprint)
+        SELECT $1, id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM owner RETURNING id
+    ), cleared AS (
+        UPDATE throttle SET failures = 0, lockouts = 0, locked_until = NULL WHERE key = ANY($19::text[])
+    ){audit}
+    INSERT INTO refresh_tokens (id, session_id, secret_hash, scopes, created_at, expires_at)
+    SELECT $14, id, $15, $16, $17, $18 FROM opened
+    """
+)
+_CREATE_SESSION_AUDITED = _CREATE_SESSION.replace(
+    "{audit}",
+    ", " + append_cte(20, "EXISTS (SELECT 1 FROM opened)"),  # noqa: S608 - constant fragments
+)
+_CREATE_SESSION = _CREATE_SESSION.replace("{audit}", "")
 
 
 async def insert_token(conn: Any, token: RefreshTokenRecord) -> None:
@@ -190,7 +232,6 @@ async def insert_token(conn: Any, token: RefreshTokenRecord) -> None:
     )  # fmt: skip
 
 
-
 async def append_revocation(conn: Any, kind: str, value: str, now: float, expires_at: float) -> None:
     await conn.execute(
         "INSERT INTO revocations (kind, value, revoked_at, expires_at) VALUES ($1, $2, $3, $4)",
@@ -198,7 +239,6 @@ async def append_revocation(conn: Any, kind: str, value: str, now: float, expire
     )  # fmt: skip
     # A latency shortcut only: readers also reconcile by cursor on a timer.
     await notify(conn, NOTIFY_CHANNEL)
-
 
 
 async def revoke_subject_in(conn: Any, subject: str, now: float, expires_at: float) -> int:

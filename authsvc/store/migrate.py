@@ -27,9 +27,10 @@ def migrations() -> list[tuple[int, str, str]]:
             found.append((int(match.group(1)), entry.name, entry.read_text("utf-8")))
     found.sort()
     versions = [v for v, _, _ in found]
-    # Gaps are allowed: numbers are handed out to work in progress, which lands
-    # in any order, and what was applied is tracked per version (below), so a
-    # lower number landing later is still applied.
+    # Numbers are handed out per line of work ahead of time, so one can land
+    # before a lower one: gaps are allowed, and a lower number arriving later
+    # is still applied (such migrations touch disjoint tables). Two files with
+    # one number are not.
     if len(set(versions)) != len(versions):
         raise RuntimeError(f"two migrations share a number: {versions}")
     return found
@@ -51,9 +52,7 @@ async def migrate(conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> l
                 continue
             async with conn.transaction():
                 await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
-                )
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
             log.info("applied migration %s", name)
             applied.append(name)
     finally:

@@ -17,6 +17,7 @@ import asyncpg
 
 from authsvc.errors import DatabaseUnreachable
 from authsvc.store._accounts import AccountsMixin
+from authsvc.store._audit import AuditMixin
 from authsvc.store._base import _UNAVAILABLE, KEYS_CHANNEL, NOTIFY_CHANNEL, translated
 from authsvc.store._guard import GuardMixin
 from authsvc.store._keys import KeysMixin
@@ -58,7 +59,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     refresh's round trips, measured +6-17% Refresh per second."""
 
 
-class PostgresStore(AccountsMixin, KeysMixin, SessionsMixin, MfaMixin, GuardMixin):
+class PostgresStore(AccountsMixin, KeysMixin, SessionsMixin, MfaMixin, GuardMixin, AuditMixin):
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 16) -> PostgresStore:
         try:

@@ -48,7 +48,11 @@ CASES = [
     ("ConfirmMFA", pb.ConfirmMFARequest(), INVALID, "totp_code is required"),
     ("ConfirmMFA", pb.ConfirmMFARequest(totp_code="123456"), UNAUTH, NO_BEARER),
     ("ListSessions", pb.ListSessionsRequest(subject="someone"), UNAUTH, NO_BEARER),
-    ("Verify", pb.VerifyRequest(token=HUGE, audience="a"), grpc.StatusCode.RESOURCE_EXHAUSTED, None),
+    # Over AUTHSVC_MAX_MESSAGE_BYTES: INVALID_ARGUMENT as the proto says, never
+    # RESOURCE_EXHAUSTED (throttling: a client would wait and send it again).
+    ("Verify", pb.VerifyRequest(token=HUGE, audience="a"), INVALID, "request is too large"),
+    ("Issue", pw(password=HUGE), INVALID, "request is too large"),
+    ("Refresh", pb.RefreshRequest(refresh_token=HUGE), INVALID, "request is too large"),
 ]
 
 
@@ -109,3 +113,11 @@ async def test_raw_garbage_bytes_do_not_crash_the_server(channel, stub):
         await unknown(b"")
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert (await stub.GetJWKS(pb.GetJWKSRequest())).jwks_json  # still serving
+
+
+async def test_an_oversize_watch_request_is_invalid_argument(channel):
+    call = channel.unary_stream("/authsvc.v1.AuthService/WatchRevocations")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in call(b"\x08\x01" + b"\x00" * (70 * 1024)):
+            pass
+    assert (err.value.code(), err.value.details()) == (INVALID, "request is too large")

@@ -15,11 +15,14 @@ from joserfc import jwe as rfc_jwe
 from joserfc import jwk as rfc_jwk
 from jwcrypto import jwe, jwk
 
+from authsvc.config import ConfigError, Settings
 from authsvc.domain.tokens.encryption import BadEncryptionKey, parse_audience_key
+from authsvc.domain.tokens.mint import Grant, mint_access_token
 from authsvc.server import App
-from authsvc_client import KeySet, Requirements, pb, verify_access_token
+from authsvc_client import KeySet, Reason, Requirements, TokenRejected, pb, verify_access_token
 from authsvc_client import grpc as pb_grpc
 
+from ..conftest import unique
 from ..support import FakeClock
 from .helpers import add_client
 
@@ -155,3 +158,63 @@ async def test_dir_and_zip_are_refused_on_input(encrypting, store, clock):
         token = f"{head}.AAAA.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA"
         resp = await stub.Verify(pb.VerifyRequest(token=token, audience="billing"))
         assert resp.reason == R.INACTIVE_REASON_MALFORMED
+
+
+def bare_token(app: App, audience: str) -> str:
+    """Signed by authsvc's own key, not encrypted: what a service that asked
+    for encrypted tokens only must refuse."""
+    assert app.deps is not None
+    grant = Grant(subject="svc", audiences=(audience,), scopes=(), client_id="svc", auth_time=app.clock.now(),
+                  amr=(), acr="")  # fmt: skip
+    token, _, _ = mint_access_token(
+        grant, key=app.deps.live.keyring.signer, issuer="authsvc-test", now=app.clock.now(), ttl=300
+    )
+    return token
+
+
+async def test_an_audience_can_require_encrypted_tokens(app, stub, store, clock):
+    """`authsvc audience set-key AUD --jwk F --require-encrypted`: its tokens are
+    encrypted though AUTHSVC_ENCRYPT_TOKENS is off, and a bare signed token for
+    it is refused by Verify and, asked to, by a local verifier (issue 12)."""
+    assert not app.settings.policy.encrypt_tokens
+    private = jwk.JWK.generate(kty="EC", crv="P-256")
+    public = {**private.export_public(as_dict=True), "alg": "ECDH-ES+A256KW", "use": "enc"}
+    key = parse_audience_key("vault", json.dumps(public), require_encrypted=True)
+    await store.set_audience_key(key, clock.now())
+    await app.maintain_keys()
+    client = await add_client(store, clock, audiences=("vault",))
+    token = await issue(stub, client, "vault")
+    assert token.count(".") == 4 and header(token)["kid"] == key.kid
+    bare = bare_token(app, "vault")
+    resp = await stub.Verify(pb.VerifyRequest(token=bare, audience="vault"))
+    assert (resp.active, resp.reason) == (False, R.INACTIVE_REASON_NOT_ENCRYPTED)
+    jwks = KeySet.from_jwks((await stub.GetJWKS(pb.GetJWKSRequest())).jwks_json)
+    wanted = Requirements(audience="vault", require_encrypted=True)
+    local = verify_access_token(token, keys=jwks, issuer="authsvc-test", requirements=wanted, now=clock.now(),
+                                decryption_keys={key.kid: private})  # fmt: skip
+    assert local.encrypted and local.sub == client.id
+    with pytest.raises(TokenRejected) as err:
+        verify_access_token(bare, keys=jwks, issuer="authsvc-test", requirements=wanted, now=clock.now())
+    assert err.value.reason is Reason.NOT_ENCRYPTED
+    # Other audiences are as they were: bare tokens, accepted.
+    assert (await stub.Verify(pb.VerifyRequest(token=bare_token(app, "orders"), audience="orders"))).active
+
+
+async def test_a_deployment_can_require_encrypted_tokens(settings, database_url, store, clock):
+    policy = dataclasses.replace(settings.policy, encrypt_tokens=True, require_encrypted=True)
+    async with (
+        App(dataclasses.replace(settings, policy=policy), database_url, clock=clock) as app,
+        grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch,
+    ):
+        stub = pb_grpc.AuthServiceStub(ch)
+        audience = unique("opaque-only")  # no registered key: tokens are encrypted to authsvc's own
+        client = await add_client(store, clock, audiences=(audience,))
+        opaque = await issue(stub, client, audience)
+        assert (await stub.Verify(pb.VerifyRequest(token=opaque, audience=audience))).active
+        resp = await stub.Verify(pb.VerifyRequest(token=bare_token(app, audience), audience=audience))
+        assert resp.reason == R.INACTIVE_REASON_NOT_ENCRYPTED
+
+
+def test_requiring_encryption_without_encrypting_is_a_configuration_error():
+    with pytest.raises(ConfigError, match="AUTHSVC_REQUIRE_ENCRYPTED"):
+        Settings.from_env({"AUTHSVC_REQUIRE_ENCRYPTED": "true"})

@@ -103,7 +103,7 @@ async def test_login_attempts_are_audited_without_secrets(stub, store, passwords
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.Issue(pb.IssueRequest(password=pb.PasswordCredential(username=user.name, password="bad guess 1")))
     await login(stub, user)
-    rows = await store._pool.fetch("SELECT event, detail FROM audit_log WHERE subject = $1 ORDER BY id", user.id)
+    rows = await store._pool.fetch("SELECT event, detail FROM audit_log WHERE subject = $1 ORDER BY seq", user.id)
     assert [r["event"] for r in rows] == ["login_failed", "login_ok"]
     assert all("bad guess" not in r["detail"] and PASSWORD not in r["detail"] for r in rows)
 

@@ -114,3 +114,24 @@ async def test_graceful_stop_goes_not_serving_and_lets_calls_finish(settings, ow
         await app.stop(grace=5)
         assert (await in_flight).access_token
         assert app.health._server_status[""] == NOT_SERVING  # what balancers saw
+
+
+async def test_a_watch_stream_ended_by_shutdown_ends_unavailable(settings, own_db):
+    """Not OK: a generic client reads OK as "finished"; UNAVAILABLE says
+    "resume from your cursor, here or elsewhere" (issue 12)."""
+    app = App(settings, own_db, clock=FakeClock())
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+            stream = pb_grpc.AuthServiceStub(ch).WatchRevocations(pb.WatchRevocationsRequest(cursor=0))
+            async for event in stream:
+                if event.kind == pb.RevocationEvent.KIND_CAUGHT_UP:
+                    break
+            stopping = asyncio.ensure_future(app.stop(grace=2))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                async for _ in stream:
+                    pass
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            await stopping
+    finally:
+        await app.stop(grace=0)

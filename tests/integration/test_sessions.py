@@ -101,6 +101,26 @@ async def test_grace_window_gives_the_same_pair_then_reuse_detection(grace, stor
     assert resp.reason == R.INACTIVE_REASON_REVOKED
 
 
+async def test_a_stale_token_cannot_walk_the_grace_windows_to_the_live_pair(grace, store, passwords):
+    """Issue 12's repro: within grace, a spent token whose successor was used
+    too is reuse, not a lost answer; before, T0 gave R1, and R1 gave the
+    legitimate client's live R2 and A2, with no reuse ever detected."""
+    _, stub, clock = grace
+    user = await add_user(store, passwords, clock)
+    t0 = await login(stub, user)
+    r1 = await refresh(stub, t0.refresh_token)  # the client: T0 -> R1
+    clock.advance(2.2)
+    r2 = await refresh(stub, r1.refresh_token)  # the client: R1 -> R2, within T0's 5 s window
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await refresh(stub, t0.refresh_token)  # a copy of T0 comes back
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.aio.AioRpcError):
+        await refresh(stub, r1.refresh_token)  # and nothing down the chain is handed out
+    resp = await stub.Verify(pb.VerifyRequest(token=r2.access_token, audience="orders"))
+    assert resp.reason == R.INACTIVE_REASON_REVOKED  # reuse detected: the session is over
+    assert (await store.session(t0.session_id)).revoked_at is not None
+
+
 async def test_fifty_concurrent_refreshes_with_grace_all_get_the_same_pair(grace, store, passwords):
     _, stub, clock = grace
     user = await add_user(store, passwords, clock)

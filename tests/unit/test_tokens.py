@@ -783,9 +783,44 @@ def test_pyjwt_verifies_what_authsvc_mints(ctx: Ctx, pyjwt_keys: jwt.PyJWKSet) -
         jwt.decode(token, key=public, algorithms=[other], audience=AUDIENCE, issuer=ISSUER)
 
 
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _flip_s(token: str) -> str:
+    """The same ES256 signature spelled the other way: (r, n - s)."""
+    head, body, sig = token.split(".")
+    raw = b64url_decode(sig)
+    s = int.from_bytes(raw[32:], "big")
+    return f"{head}.{body}.{b64url_encode(raw[:32] + (P256_ORDER - s).to_bytes(32, 'big'))}"
+
+
+def _low_s(token: str) -> str:
+    s = int.from_bytes(b64url_decode(token.split(".")[2])[32:], "big")
+    return _flip_s(token) if s > P256_ORDER // 2 else token
+
+
 def test_authsvc_verifies_what_pyjwt_signs(ctx: Ctx) -> None:
     payload = claims()
     token = jwt.encode(payload, ctx.key.private, algorithm=ctx.alg, headers={"kid": ctx.key.kid, "typ": "at+jwt"})
+    if ctx.alg == "ES256":
+        token = _low_s(token)  # PyJWT leaves half of its signatures high-S, which authsvc never accepts
     got = ctx.verify(token)
     assert got.jti == payload["jti"]
     assert got.scope == ("read", "write")
+
+
+def test_es256_signatures_are_low_s_and_high_s_is_refused(
+    stored_keys: dict[str, StoredKey], signing_keys: dict[str, SigningKey]
+) -> None:
+    """One token, one spelling: (r, s) and (r, n - s) both verify under plain
+    ECDSA; authsvc signs only the low one and accepts only the low one."""
+    key = signing_keys["ES256"]
+    keys = Keyring(key, [stored_keys["ES256"]]).verification_keys
+    for _ in range(64):  # each signature is random: without the rule about half would come out high
+        token, _, _ = mint_access_token(GRANT, key=key, issuer=ISSUER, now=NOW, ttl=TTL)
+        s = int.from_bytes(b64url_decode(token.split(".")[2])[32:], "big")
+        assert s <= P256_ORDER // 2
+        assert read_access_token(token, keys).jti
+        with pytest.raises(TokenRejected) as rejected:
+            read_access_token(_flip_s(token), keys)
+        assert rejected.value.reason is Reason.BAD_SIGNATURE

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
-from authsvc.domain import validate
+from authsvc.domain import security, validate
+from authsvc.domain.audit.record import AuditEvent, Outcome
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity import attempts, credentials, mfa
 from authsvc.domain.models import CallInfo, Challenge, Client, MfaChallengeIssued, TokenPair, User
@@ -34,14 +35,20 @@ async def issue_with_password(
     # A successful login counts against its peer too, so the peer limit must
     # allow for the legitimate logins of everyone behind one address.
     # Keyed by the name given, not the user: unknown names throttle alike.
-    await attempts.reserve(deps, [(account, deps.policy.account_limit), (peer, deps.policy.peer_limit)])
+    await attempts.reserve(deps, [(account, deps.policy.account_limit), (peer, deps.policy.peer_limit)], call)
     now = deps.clock.now()
     user = await deps.store.user_by_name(username)
     # Always one argon2 check, against a dummy hash for unknown users: the
     # same answer in about the same time (no user enumeration).
     ok, rehash = await deps.passwords.check_async(user.password_hash if user else None, password)
     if user is None or not ok or user.disabled:
-        await deps.store.audit("login_failed", now, subject=user.id if user else "", peer=call.peer)
+        # The name given is not recorded: it may be a password typed in the wrong field.
+        why = "unknown user" if user is None else "disabled" if user.disabled else "wrong password"
+        await deps.store.audit(
+            "login_failed", now, outcome=Outcome.FAILED, actor=user.id if user else "",
+            subject=user.id if user else "", call=call, detail=f"method=password reason={why}",
+        )  # fmt: skip
+        security.login_failed("password", user.id if user else "", why, call)
         raise InvalidCredentials()
     # The right password clears the account's counter; the peer's attempt is
     # not given back: else one valid account of the attacker's, logged into
@@ -73,13 +80,19 @@ async def issue_with_password(
             attempts=0,
         )
         await deps.store.create_challenge(challenge, now)
-        await deps.store.audit("login_password_ok_mfa_required", now, subject=user.id, peer=call.peer)
+        await deps.store.audit(
+            "login_password_ok_mfa_required", now, outcome=Outcome.OK, actor=user.id, subject=user.id, call=call
+        )
         return MfaChallengeIssued(challenge_id, ("totp", "recovery_code"), expires_at)
     session, record, refresh = new_session(
         deps, user_id=user.id, audiences=granted_aud, scopes=granted_scopes,
         amr=AMR_PASSWORD, auth_time=now, call=call,
     )  # fmt: skip
-    if not await deps.store.create_session(session, record, audit="login_ok", reset_throttles=[account]):
+    event = AuditEvent.of(
+        "login_ok", now, call=call, outcome=Outcome.OK, actor=user.id, subject=user.id,
+        session_id=session.id, detail="method=password",
+    )  # fmt: skip
+    if not await deps.store.create_session(session, record, audit=event, reset_throttles=[account]):
         raise InvalidCredentials()  # every session of the user was revoked while this login ran
     return session_pair(deps, session, refresh, granted_scopes)
 
@@ -127,6 +140,10 @@ async def issue_with_client(
             cert_thumbprint=call.cert_thumbprint if deps.policy.bind_to_cert else "",
         ),
     )
+    await deps.store.audit(
+        "client_login_ok", now, outcome=Outcome.OK, actor=client.id, subject=client.id, client_id=client.id,
+        call=call, detail=f"method={client_auth_method(client)}",
+    )  # fmt: skip
     return TokenPair(access_token=token, expires_in=exp - int(now), scopes=granted_scopes)
 
 
@@ -138,16 +155,28 @@ async def authenticate_client(deps: Deps, client_id: str, client_secret: str, ca
     validate.text(client_id, "client_id")
     if client_secret:
         validate.text(client_secret, "client_secret", validate.MAX_SECRET)
+    now = deps.clock.now()
     client = await deps.store.client_by_id(client_id)
     if client is not None and (client.tls_san_uri or client.tls_thumbprint):
         ok = not client_secret and _certificate_matches(client, call)
     else:
         ok = bool(client_secret) and credentials.matches(client_secret, client.secret_hash if client else b"\0" * 32)
+    method = client_auth_method(client)
     if client is None or not ok or client.disabled:
-        now = deps.clock.now()
-        await deps.store.audit("client_auth_failed", now, subject=client_id if client else "", peer=call.peer)
+        why = "unknown client" if client is None else "disabled" if client.disabled else f"bad {method}"
+        known = client_id if client else ""
+        await deps.store.audit(
+            "client_auth_failed", now, outcome=Outcome.FAILED, actor=known, subject=known, client_id=known,
+            call=call, detail=f"method={method} reason={why}",
+        )  # fmt: skip
+        security.login_failed(method, known, why, call)
         raise InvalidCredentials()
     return client
+
+
+def client_auth_method(client: Client | None) -> str:
+    """How a client authenticates: "mtls" (its certificate) or "secret"."""
+    return "mtls" if client is not None and (client.tls_san_uri or client.tls_thumbprint) else "secret"
 
 
 def _certificate_matches(client: Client, call: CallInfo) -> bool:
@@ -158,9 +187,7 @@ def _certificate_matches(client: Client, call: CallInfo) -> bool:
     return client.tls_san_uri in call.cert_san_uris
 
 
-async def challenge_mfa(
-    deps: Deps, challenge_id: str, totp_code: str, recovery_code: str, call: CallInfo
-) -> TokenPair:
+async def challenge_mfa(deps: Deps, challenge_id: str, totp_code: str, recovery_code: str, call: CallInfo) -> TokenPair:
     validate.text(challenge_id, "challenge_id")
     if not totp_code and not recovery_code:
         validate.text("", "code")
@@ -172,7 +199,7 @@ async def challenge_mfa(
         raise InvalidCredentials()
     # Per user as well as per challenge: new challenges must not mean new guesses.
     mfa_key = f"mfa:{challenge.user_id}"
-    await attempts.reserve(deps, [(mfa_key, deps.policy.mfa_limit)])
+    await attempts.reserve(deps, [(mfa_key, deps.policy.mfa_limit)], call)
     enrolment = await deps.store.totp(challenge.user_id)
     if enrolment is None or not enrolment.confirmed:
         raise InvalidCredentials()
@@ -186,7 +213,7 @@ async def challenge_mfa(
         recovery_hash = credentials.digest(credentials.normalise_recovery_code(recovery_code))
         amr = AMR_RECOVERY
     if totp_code and step is None:
-        await deps.store.audit("mfa_failed", now, subject=challenge.user_id, peer=call.peer)
+        await _mfa_failed(deps, now, challenge.user_id, call, "wrong code")
         raise InvalidCredentials()
     session, record, refresh = new_session(
         deps, user_id=challenge.user_id, audiences=challenge.audiences, scopes=challenge.scopes,
@@ -196,11 +223,21 @@ async def challenge_mfa(
         id_hash, totp_step=step, recovery_hash=recovery_hash, session=session, token=record, now=now
     )
     if not done:
-        await deps.store.audit("mfa_failed", now, subject=challenge.user_id, peer=call.peer)
+        await _mfa_failed(deps, now, challenge.user_id, call, "code already used or challenge spent")
         raise InvalidCredentials()
     await deps.store.release_throttle(mfa_key, reset=True)
-    await deps.store.audit("mfa_ok", now, subject=challenge.user_id, session_id=session.id, peer=call.peer)
+    await deps.store.audit(
+        "mfa_ok", now, outcome=Outcome.OK, actor=challenge.user_id, subject=challenge.user_id,
+        session_id=session.id, call=call, detail=f"method={'totp' if totp_code else 'recovery_code'}",
+    )  # fmt: skip
     return session_pair(deps, session, refresh, challenge.scopes)
+
+
+async def _mfa_failed(deps: Deps, now: float, user_id: str, call: CallInfo, why: str) -> None:
+    await deps.store.audit(
+        "mfa_failed", now, outcome=Outcome.FAILED, actor=user_id, subject=user_id, call=call, detail=f"reason={why}"
+    )
+    security.login_failed("mfa", user_id, why, call)
 
 
 def mfa_aad(user_id: str) -> bytes:

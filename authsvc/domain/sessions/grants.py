@@ -35,7 +35,7 @@ def access_token(deps: Deps, grant: Grant) -> tuple[str, str, int]:
         now=deps.clock.now(),
         ttl=deps.policy.access_ttl,
     )
-    if deps.policy.encrypt_tokens:
+    if deps.policy.encrypt_tokens or live.encryptor.must_encrypt(grant.audiences):
         token = live.encryptor.encrypt(token, grant.audiences)
     return token, jti, exp
 

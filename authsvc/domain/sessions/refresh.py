@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from authsvc.domain import validate
+from authsvc.domain import security, validate
+from authsvc.domain.audit.record import AuditEvent, Outcome
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity import credentials
 from authsvc.domain.models import CallInfo, RefreshTokenRecord, Session, TokenPair
@@ -61,15 +62,27 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
             # wrong connection. Refused, but not reuse: the holder lives on.
             return RotateDecision(now, "rejected", reason="certificate")
         if record.used_at is not None:
-            if policy.refresh_grace > 0 and now - record.used_at <= policy.refresh_grace and record.grace_sealed:
+            if (
+                policy.refresh_grace > 0
+                and now - record.used_at <= policy.refresh_grace
+                and record.grace_sealed
+                and record.successor_used_at is None
+            ):
                 # The client lost our answer and retried: the same pair again.
+                # Only while that pair is unspent: once its refresh token was
+                # used, the answer was not lost, and a copy of the old token
+                # is a thief's (else each hop's window would let it walk the
+                # chain to the live pair).
                 out.append(_open_pair(deps, record))
-                return RotateDecision(now, "replayed", session=session, peer=call.peer, audit="refresh_grace_replay")
+                return RotateDecision(
+                    now, "replayed", session=session, peer=call.peer,
+                    audit_event=_event("refresh_grace_replay", Outcome.OK, session),
+                )  # fmt: skip
             # A spent token came back: the client or a thief holds a copy.
             # Kill the whole session (theft detection).
             return RotateDecision(
                 now, "reused", revoke_session_until=now + policy.revocation_ttl, session=session,
-                peer=call.peer, audit="refresh_reuse_detected",
+                peer=call.peer, audit_event=_event("refresh_reuse_detected", Outcome.DETECTED, session),
             )  # fmt: skip
         if now >= record.expires_at or now >= session.expires_at:
             return RotateDecision(now, "rejected", reason="expired")
@@ -90,13 +103,21 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
         sealed = _seal_pair(deps, token_id, pair) if policy.refresh_grace > 0 else None
         return RotateDecision(
             now, "rotated", new_token=new_record, peer=call.peer, user_agent=call.user_agent,
-            session=session, grace_sealed=sealed, audit="refresh",
+            session=session, grace_sealed=sealed, audit_event=_event("refresh", Outcome.OK, session),
+        )  # fmt: skip
+
+    def _event(name: str, outcome: Outcome, session: Session) -> AuditEvent:
+        return AuditEvent.of(
+            name, now, call=call, outcome=outcome, actor=session.subject, subject=session.subject,
+            session_id=session.id,
         )  # fmt: skip
 
     decision = await deps.store.rotate_refresh(token_id, decide)
     if decision is None:
         raise InvalidCredentials()
     if decision.outcome == "reused":
+        assert decision.session is not None
+        security.refresh_reuse(decision.session.subject, decision.session.id, call)
         await deps.live.sync_revocations(deps.store)  # this replica rejects the session's tokens at once
         raise InvalidCredentials()
     if decision.outcome in ("rotated", "replayed") and out:

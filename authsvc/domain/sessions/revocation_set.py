@@ -46,6 +46,10 @@ class RevocationSet:
         return len(self._rules)
 
     @property
+    def withdrawn_keys(self) -> frozenset[str]:
+        return self._rules.withdrawn_keys
+
+    @property
     def gaps(self) -> list[int]:
         return sorted(self._gaps)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from authsvc.domain import validate
+from authsvc.domain.audit.record import AuditEvent, Outcome
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity import credentials
 from authsvc.domain.identity.bearer import authenticate
@@ -21,16 +22,18 @@ async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:
     now = deps.clock.now()
     if token.count(".") in (2, 4):  # a JWS, or a nested JWT
         try:
-            claims = read_access_token(
-                token, deps.live.keyring.verification_keys, deps.live.encryptor.decryption_keys
-            )
+            claims = read_access_token(token, deps.live.keyring.verification_keys, deps.live.encryptor.decryption_keys)
         except TokenRejected:
             return 0
         if claims.iss != deps.policy.issuer or claims.exp + deps.policy.leeway < now:
             return 0
-        await deps.store.revoke_jti(claims.jti, now, claims.exp + deps.policy.leeway + 1)
+        # Whoever presents a token may revoke it (RFC 7009): the actor is its holder.
+        event = AuditEvent.of(
+            "revoke_token", now, call=call, outcome=Outcome.OK, actor="holder", subject=claims.sub,
+            client_id=claims.client_id, session_id=claims.sid, detail=f"jti={claims.jti}",
+        )  # fmt: skip
+        await deps.store.revoke_jti(claims.jti, now, claims.exp + deps.policy.leeway + 1, audit=event)
         await deps.live.sync_revocations(deps.store)  # this replica rejects it at once
-        await deps.store.audit("revoke_token", now, subject=claims.sub, peer=call.peer)
         return 1
     parts = credentials.split_refresh_token(token)
     if parts is None:
@@ -40,10 +43,12 @@ async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:
         return 0
     session = found[1]
     # A refresh token stands for its session: revoking it ends the session.
-    revoked = await deps.store.revoke_session(session.id, now, now + deps.policy.revocation_ttl)
+    event = AuditEvent.of(
+        "revoke_session", now, call=call, outcome=Outcome.OK, actor="holder", subject=session.subject,
+        session_id=session.id, detail="by refresh token",
+    )  # fmt: skip
+    revoked = await deps.store.revoke_session(session.id, now, now + deps.policy.revocation_ttl, audit=event)
     await deps.live.sync_revocations(deps.store)
-    if revoked:
-        await deps.store.audit("revoke_session", now, subject=session.subject, session_id=session.id, peer=call.peer)
     return int(revoked)
 
 
@@ -62,10 +67,12 @@ async def revoke_session(deps: Deps, session_id: str, bearer: str | None, call: 
     if session is None:
         return 0
     now = deps.clock.now()
-    revoked = await deps.store.revoke_session(sid, now, now + deps.policy.revocation_ttl)
+    event = AuditEvent.of(
+        "revoke_session", now, call=call, outcome=Outcome.OK, actor=caller.sub, subject=session.subject,
+        client_id=caller.client_id, session_id=sid, detail="as admin" if admin else "",
+    )  # fmt: skip
+    revoked = await deps.store.revoke_session(sid, now, now + deps.policy.revocation_ttl, audit=event)
     await deps.live.sync_revocations(deps.store)
-    if revoked:
-        await deps.store.audit("revoke_session", now, subject=session.subject, session_id=sid, peer=call.peer)
     return int(revoked)
 
 
@@ -75,7 +82,10 @@ async def revoke_subject(deps: Deps, subject: str, bearer: str | None, call: Cal
     if caller.sub != subject and deps.policy.admin_scope not in caller.scope:
         raise PermissionDenied()
     now = deps.clock.now()
-    count = await deps.store.revoke_subject(subject, now, now + deps.policy.revocation_ttl)
+    event = AuditEvent.of(
+        "revoke_subject", now, call=call, outcome=Outcome.OK, actor=caller.sub, subject=subject,
+        client_id=caller.client_id, detail="as admin" if caller.sub != subject else "",
+    )  # fmt: skip
+    count = await deps.store.revoke_subject(subject, now, now + deps.policy.revocation_ttl, audit=event)
     await deps.live.sync_revocations(deps.store)
-    await deps.store.audit("revoke_subject", now, subject=subject, peer=call.peer, detail=f"sessions={count}")
     return count

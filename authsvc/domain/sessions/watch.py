@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from authsvc.domain.deps import Deps
 from authsvc.domain.models import Revocation
-from authsvc.errors import InvalidArgument
+from authsvc.errors import InvalidArgument, StreamEnded
 
 BACKLOG_PAGE = 5_000
 
@@ -34,8 +34,8 @@ async def revocations(deps: Deps, cursor: int) -> AsyncIterator[tuple[Revocation
         yield None, min(live.low_water, highest)
         while True:
             event = await queue.get()
-            if event is None:
-                return
+            if event is None:  # cut off by the server: never a clean end of the stream
+                raise StreamEnded()
             if event.seq in sent or event.seq <= cursor:
                 continue
             highest = max(highest, event.seq)

@@ -35,6 +35,9 @@ class AudienceKey:
     kid: str
     alg: str
     public_jwk: str
+    #: Only nested tokens for this audience: Verify refuses bare signed ones
+    #: (NOT_ENCRYPTED), and its tokens are encrypted even with encryption off.
+    require_encrypted: bool = False
 
 
 def generate_own_key(kek: Kek, now: float) -> StoredKey:
@@ -49,7 +52,7 @@ def generate_own_key(kek: Kek, now: float) -> StoredKey:
     return StoredKey(kid, OWN_ALG, "active", json.dumps(public, sort_keys=True), kek_id, sealed, now, now)
 
 
-def parse_audience_key(audience: str, text: str) -> AudienceKey:
+def parse_audience_key(audience: str, text: str, *, require_encrypted: bool = False) -> AudienceKey:
     """Check a service's public encryption JWK before we encrypt to it."""
     try:
         data = json.loads(text)
@@ -70,7 +73,7 @@ def parse_audience_key(audience: str, text: str) -> AudienceKey:
         raise BadEncryptionKey(f"ECDH-ES+A256KW needs a key on {', '.join(_CURVES)}")
     kid = data.get("kid") or key.thumbprint()
     public = {**key.export_public(as_dict=True), "kid": kid, "alg": alg, "use": "enc"}
-    return AudienceKey(audience, kid, alg, json.dumps(public, sort_keys=True))
+    return AudienceKey(audience, kid, alg, json.dumps(public, sort_keys=True), require_encrypted)
 
 
 class Encryptor:
@@ -83,6 +86,12 @@ class Encryptor:
         self._audiences = {a.audience: (a.kid, a.alg, jwk.JWK(**json.loads(a.public_jwk))) for a in audience_keys}
         #: What Verify may decrypt: tokens encrypted to authsvc itself.
         self.decryption_keys: dict[str, Any] = {own.kid: self._own}
+        #: Audiences that accept nested tokens only.
+        self.required_audiences = frozenset(a.audience for a in audience_keys if a.require_encrypted)
+
+    def must_encrypt(self, audiences: Sequence[str]) -> bool:
+        """True when any of ``audiences`` accepts nested tokens only."""
+        return any(a in self.required_audiences for a in audiences)
 
     def recipient(self, audiences: Sequence[str]) -> tuple[str, str, Any]:
         if len(audiences) == 1 and audiences[0] in self._audiences:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authsvc.domain import validate
+from authsvc.domain.audit.record import Outcome
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity.login import authenticate_client
 from authsvc.domain.models import CallInfo, Client
@@ -107,8 +108,8 @@ async def exchange(deps: Deps, request: ExchangeRequest, call: CallInfo) -> Exch
         ),
     )
     await deps.store.audit(
-        "token_exchanged", now, subject=subject.sub, session_id=subject.sid, peer=call.peer,
-        detail=f"actor={actor.id} aud={','.join(audiences)} depth={depth + 1}",
+        "token_exchanged", now, outcome=Outcome.OK, actor=actor.id, subject=subject.sub, client_id=actor.id,
+        session_id=subject.sid, call=call, detail=f"aud={','.join(audiences)} depth={depth + 1}",
     )  # fmt: skip
     return Exchanged(token, ACCESS_TOKEN_TYPE, "Bearer", exp - int(now), granted)
 

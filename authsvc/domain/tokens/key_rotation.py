@@ -5,6 +5,11 @@ replica and every client cache learns it first. After ``key_publish_lead``
 it may become ``active``; the old active key becomes ``retired`` and stays
 published until every token it signed has expired. ``revoked`` keys leave at
 once: their tokens stop verifying everywhere.
+
+A key's withdrawal (revoked, or retired past its publication) is logged on the
+revocation log (kind ``key``), so that every replica and every local verifier
+drops it, and whatever it verified, as soon as the entry arrives: a verifier
+must not go on trusting a leaked key until its next key-set refresh.
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ from authsvc.domain.tokens.signing_keys import generate_key
 from authsvc.errors import PreconditionFailed
 
 log = logging.getLogger(__name__)
+
+#: How long a key's withdrawal stays on the revocation log. Replicas reload
+#: their keys from the database every ``key_reload_interval`` seconds anyway;
+#: the entry only has to outlive every key set fetched before the withdrawal,
+#: which a day does with room to spare (there are a handful of such entries).
+KEY_EVENT_TTL = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +80,13 @@ async def maintain(store: Store, kek: Kek, policy: Policy, clock: Clock) -> Rota
     """Run by every replica now and then: rotate when the active key is older
     than the rotation interval and the next key has been published long enough."""
     keys = await ensure_keys(store, kek, policy, clock)
+    now = clock.now()
+    withdrawn = await store.withdraw_retired_keys(now - policy.retire_after, now, now + KEY_EVENT_TTL)
+    if withdrawn:
+        log.info("retired keys left the key set: %s", ", ".join(withdrawn))
     active, upcoming = _by_state(keys, "active"), _by_state(keys, "next")
     if policy.key_rotation_interval <= 0 or active is None or upcoming is None:
         return None
-    now = clock.now()
     born = active.activated_at or active.created_at
     if now < born + policy.key_rotation_interval or now < upcoming.created_at + policy.key_publish_lead:
         return None
@@ -87,7 +101,7 @@ async def revoke_key(store: Store, kek: Kek, policy: Policy, clock: Clock, kid: 
     takes over immediately (clients refresh their key set on the unknown kid)."""
     now = clock.now()
     replacement = generate_key(policy.signing_alg, kek, now, "active")
-    if not await store.revoke_signing_key(kid, now, replacement):
+    if not await store.revoke_signing_key(kid, now, replacement, now + KEY_EVENT_TTL):
         raise PreconditionFailed(f"no published key {kid}")
     await ensure_keys(store, kek, policy, clock)
     await store.audit("key_revoked", now, detail=f"kid={kid}")

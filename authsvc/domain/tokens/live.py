@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
 
 from authsvc.domain.clock import Clock
 from authsvc.domain.models import Revocation
@@ -46,6 +48,9 @@ class LiveState:
         #: False while the revocation log cannot be read: revocations made on
         #: other replicas would go unseen, so Verify fails closed.
         self.current = True
+        #: Called when a signing key was withdrawn on the log: the server then
+        #: reloads its keys (a new signer, if the withdrawn key was signing).
+        self.on_key_withdrawn: Callable[[], None] | None = None
 
     @classmethod
     async def load(cls, store: Store, kek: Kek, policy: Policy, clock: Clock) -> LiveState:
@@ -66,6 +71,8 @@ class LiveState:
             cursor = self.revocations.cursor
             entries = await store.revocations_after(cursor, self.revocations.gaps, now, SYNC_BATCH)
             fresh = self.revocations.apply(entries, now)
+            if any(e.kind == "key" for e in fresh):
+                self._withdraw_keys()
             self._publish(fresh)  # batch by batch: a long catch-up is never held whole
             count += len(fresh)
             if sum(e.seq > cursor for e in entries) < SYNC_BATCH:
@@ -74,6 +81,16 @@ class LiveState:
         if count:
             log.debug("applied %d revocations (cursor %d)", count, self.revocations.cursor)
         return count
+
+    def _withdraw_keys(self) -> None:
+        """A key left: out of the keyring and the JWKS, and nothing it signed
+        stays verified, before any watcher hears of it."""
+        keyring = self.keyring.without(self.revocations.withdrawn_keys)
+        if keyring is not self.keyring:
+            self.keyring = keyring
+            self._verified.clear()
+        if self.on_key_withdrawn is not None:
+            self.on_key_withdrawn()
 
     def _publish(self, fresh: list[Revocation]) -> None:
         for queue in list(self._subscribers):
@@ -113,7 +130,9 @@ class LiveState:
         self._subscribers.clear()
 
     async def reload_keys(self, store: Store, kek: Kek) -> None:
-        keyring = await _load_keyring(store, kek, self._policy, self._clock)
+        keyring = (await _load_keyring(store, kek, self._policy, self._clock)).without(
+            self.revocations.withdrawn_keys
+        )
         if keyring.kids != self.keyring.kids:
             self._verified.clear()  # a key left: nothing it signed may stay verified
         self.keyring = keyring
@@ -126,6 +145,10 @@ class LiveState:
         revocation) run on every call all the same."""
         if not self.current:
             raise StoreUnavailable()
+        if not requirements.require_encrypted and (
+            self._policy.require_encrypted or requirements.audience in self.encryptor.required_audiences
+        ):
+            requirements = replace(requirements, require_encrypted=True)  # the deployment's or the audience's rule
         claims = self._verified.get(token)
         if claims is None:
             # Without raw: Verify answers with the registered claims only, and

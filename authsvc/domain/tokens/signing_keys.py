@@ -83,10 +83,19 @@ class Keyring:
 
     def __init__(self, signer: SigningKey, published: list[StoredKey]) -> None:
         self.signer = signer
+        self._published = published
         entries = [json.loads(k.public_jwk) for k in published]
         self.verification_keys = KeySet([parse_jwk(e) for e in entries])
         self.jwks_json = json.dumps({"keys": entries}, sort_keys=True)
         self.kids = tuple(k.kid for k in published)
+
+    def without(self, kids: frozenset[str]) -> Keyring:
+        """This keyring with ``kids`` withdrawn: neither verified nor published.
+        The signer stays until the keys are reloaded (a withdrawn signer's
+        tokens are then refused everywhere, which fails safe)."""
+        if not kids & set(self.kids):
+            return self
+        return Keyring(self.signer, [k for k in self._published if k.kid not in kids])
 
     @classmethod
     def load(cls, stored: list[StoredKey], kek: Kek, now: float, retire_after: float) -> Keyring | None:

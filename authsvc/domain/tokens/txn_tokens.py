@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from authsvc.domain.audit.record import Outcome
 from authsvc.domain.deps import Deps
 from authsvc.domain.models import CallInfo, Client
 from authsvc.domain.sessions.grants import narrow
@@ -83,8 +84,8 @@ async def issue(
         claims["sid"] = subject.sid
     token = _mint(deps, claims)
     await deps.store.audit(
-        "txn_token_issued", now, subject=subject.sub, session_id=subject.sid, peer=call.peer,
-        detail=f"txn={claims['txn']} actor={actor.id} scope={claims['scope']}",
+        "txn_token_issued", now, outcome=Outcome.OK, actor=actor.id, subject=subject.sub, client_id=actor.id,
+        session_id=subject.sid, call=call, detail=f"txn={claims['txn']} scope={claims['scope']}",
     )  # fmt: skip
     return token, claims["exp"]
 
@@ -120,8 +121,8 @@ async def replace(
     )
     replacement = _mint(deps, claims)
     await deps.store.audit(
-        "txn_token_replaced", now, subject=old.sub, session_id=old.sid, peer=call.peer,
-        detail=f"txn={old.txn} actor={actor.id} scope={claims['scope']}",
+        "txn_token_replaced", now, outcome=Outcome.OK, actor=actor.id, subject=old.sub, client_id=actor.id,
+        session_id=old.sid, call=call, detail=f"txn={old.txn} scope={claims['scope']}",
     )  # fmt: skip
     return replacement, claims["exp"], granted
 

@@ -87,6 +87,7 @@ def _verify_request(token: str, requirements: Requirements) -> pb.VerifyRequest:
         required_scope=list(requirements.scopes),
         cert_thumbprint=requirements.cert_thumbprint,
         max_auth_age_seconds=requirements.max_auth_age,
+        require_encrypted=requirements.require_encrypted,
         max_delegation_depth=requirements.max_delegation_depth,
     )
 

@@ -28,6 +28,9 @@ _B64URL_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghi
 # bytes.translate with a table: str.translate with a dict costs a look-up per character.
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _P256_BYTES = 32
+#: The order of P-256's group (SEC 2, section 2.4.2). (r, s) and (r, n - s) are
+#: both valid ECDSA signatures of one message; only the low one is canonical.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -106,6 +109,7 @@ def sign(alg: str, key: PrivateKey, signing_input: bytes) -> bytes:
         return key.sign(signing_input)
     if alg == "ES256" and isinstance(key, ec.EllipticCurvePrivateKey):
         r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        s = min(s, _P256_ORDER - s)  # low-S: the one spelling verify() accepts
         return r.to_bytes(_P256_BYTES, "big") + s.to_bytes(_P256_BYTES, "big")
     if alg == "RS256" and isinstance(key, rsa.RSAPrivateKey):
         return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
@@ -126,6 +130,11 @@ def verify(alg: str, key: PublicKey, signing_input: bytes, signature: bytes) -> 
             r = int.from_bytes(signature[:_P256_BYTES], "big")
             s = int.from_bytes(signature[_P256_BYTES:], "big")
             if r == 0 or s == 0:  # the "psychic signature" (CVE-2022-21449)
+                return False
+            if s > _P256_ORDER // 2:
+                # High-S: the same signature spelled a second way. Refused, so
+                # one token has exactly one encoding (a replay cache or a
+                # token-keyed cache cannot be sidestepped by re-spelling it).
                 return False
             key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256()))
             return True

@@ -64,6 +64,12 @@ class KeySet(Mapping[str, VerificationKey]):
     def __len__(self) -> int:
         return len(self._keys)
 
+    def without(self, kids: frozenset[str] | set[str]) -> KeySet:
+        """This set less ``kids`` (withdrawn keys); itself when none is in it."""
+        if not kids & self._keys.keys():
+            return self
+        return KeySet([k for kid, k in self._keys.items() if kid not in kids])
+
     @classmethod
     def from_jwks(cls, jwks: str | bytes | Mapping[str, Any]) -> KeySet:
         """Parse a JWKS. Keys we cannot use for signature checks (wrong ``use``,

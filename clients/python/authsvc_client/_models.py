@@ -95,7 +95,7 @@ class SessionInfo:
     revoked_at: float | None
 
 
-RevocationKind = Literal["jti", "session", "subject", "unknown"]
+RevocationKind = Literal["jti", "session", "subject", "key", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +199,7 @@ _KINDS: dict[int, RevocationKind] = {
     pb.RevocationEvent.KIND_JTI: "jti",
     pb.RevocationEvent.KIND_SESSION: "session",
     pb.RevocationEvent.KIND_SUBJECT: "subject",
+    pb.RevocationEvent.KIND_KEY: "key",
 }
 
 

@@ -4,7 +4,10 @@ The same rules as authsvc's own set (``authsvc.domain.sessions.revocation_set``)
 package may not import: a token is revoked when its ``jti`` is listed; a token
 with a session (``sid``) when its session is; a token without one (a service
 client's) when its subject was cut at or after its ``iat``. Revoking a user
-subject reaches its tokens through their sessions, each revoked by id.
+subject reaches its tokens through their sessions, each revoked by id. A
+``key`` entry names a withdrawn signing key: the verifier drops it from its key
+set (so its tokens are ``UNKNOWN_KEY``, as on the server) and never takes it
+back from a key set fetched later (:meth:`RevocationSet.withdrawn_keys`).
 
 Order and repeats do not matter: every entry is a maximum, so applying the same
 event twice, or an earlier one late, gives the same set. The stream's
@@ -51,9 +54,15 @@ class RevocationSet:
         self._jtis: dict[str, float] = {}  # jti -> forget after
         self._sessions: dict[str, float] = {}  # sid -> forget after
         self._subjects: dict[str, tuple[float, float]] = {}  # sub -> (revoked_at, forget after)
+        self._keys: dict[str, float] = {}  # withdrawn kid -> forget after
 
     def __len__(self) -> int:
-        return len(self._jtis) + len(self._sessions) + len(self._subjects)
+        return len(self._jtis) + len(self._sessions) + len(self._subjects) + len(self._keys)
+
+    @property
+    def withdrawn_keys(self) -> frozenset[str]:
+        """Signing keys withdrawn: never to be trusted again, whatever a key set says."""
+        return frozenset(self._keys)
 
     def add(self, event: RevocationEntry) -> bool:
         """Apply one event; False for a kind this client does not know."""
@@ -64,6 +73,8 @@ class RevocationSet:
         elif event.kind == "subject":
             old_at, old_exp = self._subjects.get(event.value, (0.0, 0.0))
             self._subjects[event.value] = (max(old_at, event.revoked_at), max(old_exp, event.expires_at))
+        elif event.kind == "key":
+            self._keys[event.value] = max(event.expires_at, self._keys.get(event.value, 0.0))
         else:
             return False
         return True
@@ -73,6 +84,7 @@ class RevocationSet:
         self._jtis = {k: v for k, v in self._jtis.items() if v > now}
         self._sessions = {k: v for k, v in self._sessions.items() if v > now}
         self._subjects = {k: v for k, v in self._subjects.items() if v[1] > now}
+        self._keys = {k: v for k, v in self._keys.items() if v > now}
 
     def is_revoked(self, claims: Revocable) -> bool:
         if claims.jti in self._jtis:

@@ -356,6 +356,9 @@ class TokenVerifier:
         except Exception as exc:  # noqa: BLE001 - keep the old keys; unknown kids fail closed
             log.warning("authsvc key set refresh failed (%s); keeping %d keys", type(exc).__name__, len(self._keys))
             return False
+        # A key withdrawn on the revocation stream stays out, even if this key
+        # set came from a replica that had not heard of it yet.
+        keys = keys.without(self._revocations.withdrawn_keys)
         if set(self._keys) - set(keys):
             self._cache.clear()  # a key was withdrawn: nothing it signed may stay cached
         self._keys = keys
@@ -395,7 +398,14 @@ class TokenVerifier:
                 log.error("authsvc sent a revocation kind this client does not know; upgrade authsvc-client")
             self._incompatible = True
             return
-        self._cache.drop_revoked(event)
+        if event.kind == "key":
+            # A signing key withdrawn: out of the key set, and every token it
+            # verified out of the cache, now (not at the next key refresh).
+            if event.value in self._keys:
+                self._keys = self._keys.without({event.value})
+                self._cache.clear()
+        else:
+            self._cache.drop_revoked(event)
         self._cursor = max(self._cursor, event.resume_cursor)
         if self._on_revocation is not None:
             self._on_revocation(event)

@@ -31,6 +31,10 @@ _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 # crit, b64, zip, ...) is refused: we implement no extension, so none is safe.
 _ALLOWED_HEADER = frozenset({"alg", "kid", "typ"})
 _REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti")
+#: NumericDates are whole seconds in Verify's answer (int64): a value that does
+#: not fit, or a date before 1970, is no date authsvc signs, and is refused by
+#: both verifiers alike rather than accepted by one and failing in the other.
+MAX_NUMERIC_DATE = 2**63 - 1
 
 
 class Reason(enum.Enum):
@@ -48,6 +52,7 @@ class Reason(enum.Enum):
     CERT_MISMATCH = 10
     AUTH_TOO_OLD = 11
     WRONG_TYPE = 12
+    NOT_ENCRYPTED = 13
     #: Delegated through more actors than ``Requirements.max_delegation_depth`` allows.
     DELEGATION_TOO_DEEP = 14
 
@@ -96,6 +101,9 @@ class AccessClaims:
     acr: str = ""
     cnf_x5t_s256: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: Not a claim: True when the token came as a nested JWT (JWE around the
+    #: JWS), so that :attr:`Requirements.require_encrypted` can be applied.
+    encrypted: bool = False
     #: Set on a delegated token (token exchange): who acts for ``sub``.
     act: Actor | None = None
 
@@ -108,6 +116,9 @@ class Requirements:
     scopes: tuple[str, ...] = ()
     cert_thumbprint: str = ""  # base64url SHA-256 of the presenter's DER certificate
     max_auth_age: int = 0  # seconds; 0 means no limit
+    #: Refuse a bare signed token (``NOT_ENCRYPTED``): only a nested JWT, whose
+    #: contents no one on the way could read, is accepted.
+    require_encrypted: bool = False
     #: None: delegated tokens are accepted. Else at most this many actors in
     #: the token's ``act`` chain; 0 refuses every delegated token
     #: (``DELEGATION_TOO_DEEP``).
@@ -126,24 +137,44 @@ def _time(claims: Mapping[str, Any], name: str, required: bool = True) -> int:
     value = claims.get(name)
     if value is None and not required:
         return 0
-    # bool is an int in Python; a NumericDate is never true or false.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    # bool is an int in Python; a NumericDate is never true or false. An int
+    # is range-checked as it is: math.isfinite(10**400) raises OverflowError.
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise _reject(Reason.MALFORMED)
-    return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _reject(Reason.MALFORMED)
+    seconds = int(value)  # fractions are allowed (RFC 7519 section 2) and dropped
+    if not 0 <= seconds <= MAX_NUMERIC_DATE:
+        raise _reject(Reason.MALFORMED)
+    return seconds
+
+
+def _text(value: Any) -> str:
+    """A JSON string that is also valid Unicode text. JSON can spell a lone
+    surrogate (\\ud800), which Python decodes but which no UTF-8 encoder (the
+    Verify answer's protobuf among them) can write back."""
+    if not isinstance(value, str):
+        raise _reject(Reason.MALFORMED)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _reject(Reason.MALFORMED) from None
+    return value
 
 
 def _str(claims: Mapping[str, Any], name: str, required: bool = False) -> str:
-    value = claims.get(name, None if required else "")
-    if not isinstance(value, str) or (required and not value):
+    value = _text(claims.get(name, None if required else ""))
+    if required and not value:
         raise _reject(Reason.MALFORMED)
     return value
 
 
 def _strings(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
+        return (_text(value),)
+    if isinstance(value, list):
+        return tuple(_text(v) for v in value)
     raise _reject(Reason.MALFORMED)
 
 
@@ -170,7 +201,7 @@ def _actor(value: Any, depth: int = 1) -> Actor | None:
     return Actor(sub, _actor(value.get("act"), depth + 1))
 
 
-def _parse_claims(payload: Mapping[str, Any], keep_raw: bool = True) -> AccessClaims:
+def _parse_claims(payload: Mapping[str, Any], keep_raw: bool = True, encrypted: bool = False) -> AccessClaims:
     for name in _REQUIRED_CLAIMS:
         if name not in payload:
             raise _reject(Reason.MALFORMED)
@@ -179,9 +210,7 @@ def _parse_claims(payload: Mapping[str, Any], keep_raw: bool = True) -> AccessCl
     cnf = payload.get("cnf", {})
     if not isinstance(cnf, dict):
         raise _reject(Reason.MALFORMED)
-    thumbprint = cnf.get("x5t#S256", "")
-    if not isinstance(thumbprint, str):
-        raise _reject(Reason.MALFORMED)
+    thumbprint = _text(cnf.get("x5t#S256", ""))
     return AccessClaims(
         iss=_str(payload, "iss", required=True),
         sub=_str(payload, "sub", required=True),
@@ -198,6 +227,7 @@ def _parse_claims(payload: Mapping[str, Any], keep_raw: bool = True) -> AccessCl
         acr=_str(payload, "acr"),
         cnf_x5t_s256=thumbprint,
         raw=payload if keep_raw else _NO_RAW,
+        encrypted=encrypted,
         act=_actor(payload.get("act")),
     )
 
@@ -301,6 +331,8 @@ def check_claims(
         not claims.auth_time or now - claims.auth_time > requirements.max_auth_age
     ):
         raise _reject(Reason.AUTH_TOO_OLD)
+    if requirements.require_encrypted and not claims.encrypted:
+        raise _reject(Reason.NOT_ENCRYPTED)
     if (
         requirements.max_delegation_depth is not None
         and claims.act is not None
@@ -346,14 +378,15 @@ def read_access_token(
     string; :func:`accept` must still run on every use. ``keep_raw=False``
     leaves ``raw`` empty: a cache of many claims then holds no dictionaries for
     the garbage collector to walk."""
-    if isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH and token.isascii() and is_encrypted(token):
+    encrypted = isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH and token.isascii() and is_encrypted(token)
+    if encrypted:
         if not decryption_keys:
             raise _reject(Reason.MALFORMED)
         try:
             token = decrypt_nested(token, decryption_keys)
         except DecryptionError as exc:
             raise _reject(Reason.MALFORMED) from exc
-    return _parse_claims(decode_signed(token, keys), keep_raw)
+    return _parse_claims(decode_signed(token, keys), keep_raw, encrypted)
 
 
 def accept(

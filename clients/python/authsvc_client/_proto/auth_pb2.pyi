@@ -11,6 +11,10 @@ Status codes (DESIGN.md section 2):
   FAILED_PRECONDITION re-authentication or MFA enrolment state required
   UNAVAILABLE         the store is down (fail closed); safe to retry
 Verify never uses an error for a bad token: it answers OK with active=false.
+A request over the server's message limit is INVALID_ARGUMENT (with no
+retry-after-ms): RESOURCE_EXHAUSTED always means "throttled, retry later".
+A stream that the server ends (shutdown, lost database, a slow reader) ends
+UNAVAILABLE: resume from your last resume_cursor, here or on another replica.
 
 Calls that act for a user (EnrollMFA, ConfirmMFA, Revoke of a session or subject)
 take the user's access token in the "authorization: Bearer <token>" metadata.
@@ -53,10 +57,10 @@ class _InactiveReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Inacti
     INACTIVE_REASON_CERT_MISMATCH: _InactiveReason.ValueType  # 10
     INACTIVE_REASON_AUTH_TOO_OLD: _InactiveReason.ValueType  # 11
     INACTIVE_REASON_WRONG_TYPE: _InactiveReason.ValueType  # 12
+    INACTIVE_REASON_NOT_ENCRYPTED: _InactiveReason.ValueType  # 13
+    """A bare signed token where the audience requires a nested (encrypted) one."""
     INACTIVE_REASON_DELEGATION_TOO_DEEP: _InactiveReason.ValueType  # 14
-    """13 is taken (NOT_ENCRYPTED).
-    Delegated through more actors than max_delegation_depth allows.
-    """
+    """Delegated through more actors than max_delegation_depth allows."""
 
 class InactiveReason(_InactiveReason, metaclass=_InactiveReasonEnumTypeWrapper): ...
 
@@ -74,10 +78,10 @@ INACTIVE_REASON_MISSING_SCOPE: InactiveReason.ValueType  # 9
 INACTIVE_REASON_CERT_MISMATCH: InactiveReason.ValueType  # 10
 INACTIVE_REASON_AUTH_TOO_OLD: InactiveReason.ValueType  # 11
 INACTIVE_REASON_WRONG_TYPE: InactiveReason.ValueType  # 12
+INACTIVE_REASON_NOT_ENCRYPTED: InactiveReason.ValueType  # 13
+"""A bare signed token where the audience requires a nested (encrypted) one."""
 INACTIVE_REASON_DELEGATION_TOO_DEEP: InactiveReason.ValueType  # 14
-"""13 is taken (NOT_ENCRYPTED).
-Delegated through more actors than max_delegation_depth allows.
-"""
+"""Delegated through more actors than max_delegation_depth allows."""
 Global___InactiveReason: _TypeAlias = InactiveReason  # noqa: Y015
 
 @_typing.final
@@ -322,6 +326,7 @@ class VerifyRequest(_message.Message):
     REQUIRED_SCOPE_FIELD_NUMBER: _builtins.int
     CERT_THUMBPRINT_FIELD_NUMBER: _builtins.int
     MAX_AUTH_AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    REQUIRE_ENCRYPTED_FIELD_NUMBER: _builtins.int
     MAX_DELEGATION_DEPTH_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     """the access token; at most 8 KiB"""
@@ -333,6 +338,10 @@ class VerifyRequest(_message.Message):
     """
     max_auth_age_seconds: _builtins.int
     """0: no limit; else auth_time must be this recent"""
+    require_encrypted: _builtins.bool
+    """Refuse a bare signed token (NOT_ENCRYPTED): only a nested JWT is accepted.
+    An audience (or the deployment) can require this of every caller.
+    """
     max_delegation_depth: _builtins.int
     """Unset: delegated tokens are accepted. Else at most this many actors in the
     token's `act` chain (RFC 8693 section 4.1); 0 refuses every delegated token.
@@ -349,11 +358,12 @@ class VerifyRequest(_message.Message):
         required_scope: _abc.Iterable[_builtins.str] | None = ...,
         cert_thumbprint: _builtins.str = ...,
         max_auth_age_seconds: _builtins.int = ...,
+        require_encrypted: _builtins.bool = ...,
         max_delegation_depth: _builtins.int | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_delegation_depth", b"_max_delegation_depth", "max_delegation_depth", b"max_delegation_depth"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_delegation_depth", b"_max_delegation_depth", "audience", b"audience", "cert_thumbprint", b"cert_thumbprint", "max_auth_age_seconds", b"max_auth_age_seconds", "max_delegation_depth", b"max_delegation_depth", "required_scope", b"required_scope", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_delegation_depth", b"_max_delegation_depth", "audience", b"audience", "cert_thumbprint", b"cert_thumbprint", "max_auth_age_seconds", b"max_auth_age_seconds", "max_delegation_depth", b"max_delegation_depth", "require_encrypted", b"require_encrypted", "required_scope", b"required_scope", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_delegation_depth: _TypeAlias = _typing.Literal["max_delegation_depth"]  # noqa: Y015
     _WhichOneofArgType__max_delegation_depth: _TypeAlias = _typing.Literal["_max_delegation_depth", b"_max_delegation_depth"]  # noqa: Y015
@@ -852,6 +862,12 @@ class RevocationEvent(_message.Message):
         in full (value empty, seq 0). Sent once per stream; live events follow.
         A watcher's set is current only from this marker on.
         """
+        KIND_KEY: RevocationEvent._Kind.ValueType  # 5
+        """A signing key withdrawn (revoked, or retired past its publication):
+        value is its kid. Drop the key and every verification made with it at
+        once; never take it back from a key set fetched later. A client that
+        does not know this kind must treat its state as stale.
+        """
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
     KIND_UNSPECIFIED: RevocationEvent.Kind.ValueType  # 0
@@ -865,6 +881,12 @@ class RevocationEvent(_message.Message):
     """Not a revocation: the backlog after the request's cursor has been sent
     in full (value empty, seq 0). Sent once per stream; live events follow.
     A watcher's set is current only from this marker on.
+    """
+    KIND_KEY: RevocationEvent.Kind.ValueType  # 5
+    """A signing key withdrawn (revoked, or retired past its publication):
+    value is its kid. Drop the key and every verification made with it at
+    once; never take it back from a key set fetched later. A client that
+    does not know this kind must treat its state as stale.
     """
 
     SEQ_FIELD_NUMBER: _builtins.int

@@ -11,6 +11,10 @@ Status codes (DESIGN.md section 2):
   FAILED_PRECONDITION re-authentication or MFA enrolment state required
   UNAVAILABLE         the store is down (fail closed); safe to retry
 Verify never uses an error for a bad token: it answers OK with active=false.
+A request over the server's message limit is INVALID_ARGUMENT (with no
+retry-after-ms): RESOURCE_EXHAUSTED always means "throttled, retry later".
+A stream that the server ends (shutdown, lost database, a slow reader) ends
+UNAVAILABLE: resume from your last resume_cursor, here or on another replica.
 
 Calls that act for a user (EnrollMFA, ConfirmMFA, Revoke of a session or subject)
 take the user's access token in the "authorization: Bearer <token>" metadata.
