@@ -10,6 +10,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 import pytest
@@ -240,9 +241,10 @@ def txn_request(actor: ClientCreds, token: str, trust_domain: str, **kw) -> pb.E
     return request(actor, token, audience=(trust_domain,), requested_token_type=TXN, **kw)
 
 
-def payload(token: str) -> tuple[dict, dict]:
+def payload(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     header, body, _ = token.split(".")
-    return tuple(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in (header, body))  # type: ignore[return-value]
+    head, claims = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in (header, body))
+    return head, claims
 
 
 async def test_a_txn_token_carries_the_draft_claims(stub, store, passwords, clock, settings):

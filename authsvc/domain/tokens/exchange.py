@@ -123,7 +123,9 @@ async def _transaction_token(
     Txn-Token as the subject asks for its replacement."""
     if tuple(audiences) != (deps.policy.trust_domain,):
         raise InvalidArgument("a Txn-Token's audience is the trust domain, alone")
-    allowed_audiences(deps, actor, audiences)
+    # The trust domain may be spelled like authsvc's own audience (both default
+    # to "authsvc"): no matter, a Txn-Token is never taken for an access token.
+    in_policy(actor, audiences)
     if not scopes:
         raise InvalidArgument("scope is required for a Txn-Token")
     context = txn_tokens.json_parameter(request.request_context, "request_context")
@@ -152,6 +154,10 @@ def allowed_audiences(deps: Deps, actor: Client, audiences: Sequence[str]) -> No
     calls (enrol MFA, revoke) as the user (a confused deputy)."""
     if deps.policy.self_audience in audiences:
         raise PermissionDenied(f"audience {deps.policy.self_audience} cannot be exchanged for")
+    in_policy(actor, audiences)
+
+
+def in_policy(actor: Client, audiences: Sequence[str]) -> None:
     if not set(audiences) <= set(actor.exchange_audiences):
         raise PermissionDenied("audience not allowed for exchange")
 
