@@ -22,6 +22,7 @@ section 3, the step-up challenge a client can act on). The body is empty.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from urllib.parse import unquote_to_bytes
 
 from envoy.config.core.v3 import base_pb2
@@ -47,6 +48,9 @@ _MAX_AUTH_AGE = 10 * 366 * 86400
 #: URL-encoded PEM of one certificate; a chain or junk past this is refused.
 _MAX_CERTIFICATE = 16 * 1024
 _FORBIDDEN = frozenset({Reason.MISSING_SCOPE})
+REQUIREMENTS_CACHE_SIZE = 256
+#: OK answers kept, each about 200 bytes beside its token.
+ANSWER_CACHE_SIZE = 4096
 
 
 class Authorizer:
@@ -56,10 +60,17 @@ class Authorizer:
         self._deps = deps
         self._settings = settings
         self._metrics = metrics or Metrics()
+        # A route's extensions and the certificate -> checked Requirements:
+        # Envoy asks with the same few over and over.
+        self._requirements: dict[tuple[str, str, str, str], Requirements] = {}
+        # Token -> its OK answer, serialized: the answer depends on the token's
+        # claims alone, and building it is most of a Check's own cost (about
+        # 40 us). Every rule still runs on every call; only the wrapping is kept.
+        self._answers: OrderedDict[str, bytes] = OrderedDict()
 
     @rpc
-    async def Check(self, request: ext.CheckRequest, context: Context) -> ext.CheckResponse:
-        requirements = route_requirements(request, self._settings.default_audience)
+    async def Check(self, request: ext.CheckRequest, context: Context) -> ext.CheckResponse | bytes:
+        requirements = self._route(request)
         header = authorization(request.attributes.request.http)
         token = convert.bearer_token(header) if header is not None else None
         if not token:  # no credentials at all: a bare challenge (RFC 6750 section 3.1)
@@ -69,14 +80,39 @@ class Authorizer:
         except TokenRejected as rejected:
             status = 403 if rejected.reason in _FORBIDDEN else 401
             return denied(status, challenge(rejected.reason, requirements))
-        return allowed(claims, self._settings)
+        return self._allowed(token, claims)
+
+    def _route(self, request: ext.CheckRequest) -> Requirements:
+        attributes = request.attributes
+        extensions = attributes.context_extensions
+        asked = (
+            extensions.get("audience", ""), extensions.get("scope", ""), extensions.get("max_auth_age", ""),
+            attributes.source.certificate,
+        )  # fmt: skip
+        requirements = self._requirements.get(asked)
+        if requirements is None:  # checked once per distinct route and certificate
+            requirements = route_requirements(request, self._settings.default_audience)
+            if len(self._requirements) >= REQUIREMENTS_CACHE_SIZE:
+                self._requirements.clear()
+            self._requirements[asked] = requirements
+        return requirements
+
+    def _allowed(self, token: str, claims: AccessClaims) -> bytes:
+        answer = self._answers.get(token)
+        if answer is None:  # only tokens that passed every rule are kept: junk cannot take the room
+            answer = allowed(claims, self._settings).SerializeToString()
+            if len(self._answers) >= ANSWER_CACHE_SIZE:
+                self._answers.popitem(last=False)  # one out, one in: no stalls
+            self._answers[token] = answer
+        return answer
 
 
 def authorization(http: attrs.AttributeContext.HttpRequest) -> str | None:
     """The Authorization header: in ``headers``, or in ``header_map`` when
     Envoy is set to ``encode_raw_headers`` (names are lower case in both)."""
-    if "authorization" in http.headers:
-        return str(http.headers["authorization"])
+    value = http.headers.get("authorization")
+    if value is not None:
+        return str(value)
     for header in http.header_map.headers:
         if header.key == "authorization":
             return str(header.raw_value.decode("utf-8", "replace") or header.value)

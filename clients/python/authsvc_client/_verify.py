@@ -195,8 +195,8 @@ def _actor(value: Any, depth: int = 1) -> Actor | None:
         return None
     if not isinstance(value, dict) or depth > MAX_ACT_DEPTH:
         raise _reject(Reason.MALFORMED)
-    sub = value.get("sub")
-    if not isinstance(sub, str) or not sub:
+    sub = _text(value.get("sub"))  # the answer of Verify carries it: valid Unicode only
+    if not sub:
         raise _reject(Reason.MALFORMED)
     return Actor(sub, _actor(value.get("act"), depth + 1))
 
