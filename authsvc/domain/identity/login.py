@@ -125,6 +125,7 @@ async def issue_with_client(
     audiences, scopes = validate.names(audiences, "audience"), validate.names(scopes, "scope")
     client = await authenticate_client(deps, client_id, client_secret, call)
     now = deps.clock.now()
+    method = _auth_method(client)
     granted_aud = narrow(audiences, client.audiences, "audience")
     granted_scopes = narrow(scopes, client.scopes, "scope")
     token, _, exp = access_token(
@@ -142,40 +143,38 @@ async def issue_with_client(
     )
     await deps.store.audit(
         "client_login_ok", now, outcome=Outcome.OK, actor=client.id, subject=client.id, client_id=client.id,
-        call=call, detail=f"method={client_auth_method(client)}",
+        call=call, detail=f"method={method}",
     )  # fmt: skip
     return TokenPair(access_token=token, expires_in=exp - int(now), scopes=granted_scopes)
 
 
 async def authenticate_client(deps: Deps, client_id: str, client_secret: str, call: CallInfo) -> Client:
-    """The service client that proved itself with its secret, or with its
-    registered mTLS certificate and no secret (RFC 8705 section 2); else
-    InvalidCredentials, one answer for every cause. Issue's client credential
-    and the actor of a token exchange both come through here."""
+    """The client, if it proved itself: its secret, or for a client registered
+    for mTLS (RFC 8705 section 2) its certificate and no secret. What the
+    client-credentials grant and every endpoint that takes client
+    authentication (introspection, revocation) check."""
     validate.text(client_id, "client_id")
     if client_secret:
         validate.text(client_secret, "client_secret", validate.MAX_SECRET)
-    now = deps.clock.now()
     client = await deps.store.client_by_id(client_id)
     if client is not None and (client.tls_san_uri or client.tls_thumbprint):
         ok = not client_secret and _certificate_matches(client, call)
     else:
         ok = bool(client_secret) and credentials.matches(client_secret, client.secret_hash if client else b"\0" * 32)
-    method = client_auth_method(client)
+    method = _auth_method(client)
     if client is None or not ok or client.disabled:
         why = "unknown client" if client is None else "disabled" if client.disabled else f"bad {method}"
         known = client_id if client else ""
         await deps.store.audit(
-            "client_auth_failed", now, outcome=Outcome.FAILED, actor=known, subject=known, client_id=known,
-            call=call, detail=f"method={method} reason={why}",
+            "client_auth_failed", deps.clock.now(), outcome=Outcome.FAILED, actor=known, subject=known,
+            client_id=known, call=call, detail=f"method={method} reason={why}",
         )  # fmt: skip
         security.login_failed(method, known, why, call)
         raise InvalidCredentials()
     return client
 
 
-def client_auth_method(client: Client | None) -> str:
-    """How a client authenticates: "mtls" (its certificate) or "secret"."""
+def _auth_method(client: Client | None) -> str:
     return "mtls" if client is not None and (client.tls_san_uri or client.tls_thumbprint) else "secret"
 
 
