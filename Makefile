@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint proto bench clean
+.PHONY: install run test test-ha lint proto bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,15 @@ install: $(STAMP)
 run: install
 	$(BIN)/authsvc serve
 
-## test: the whole suite (unit, integration, e2e, ruff, mypy, generated code current)
+## test: the whole suite (unit, integration, e2e, ruff, mypy, generated code current); pgbouncer from Debian if missing
 test: install
+	bash scripts/ha-deps.sh pgbouncer
 	$(BIN)/pytest
+
+## test-ha: Patroni failovers under load (tests/ha; about 10 minutes); pgbouncer, etcd-server, patroni from Debian if missing
+test-ha: install
+	bash scripts/ha-deps.sh
+	$(BIN)/pytest -m ha tests/ha
 
 lint: install
 	$(BIN)/ruff check .

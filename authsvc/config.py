@@ -100,6 +100,15 @@ class Settings:
     reconcile_interval: float = 1.0
     key_reload_interval: float = 30.0
     use_notify: bool = True
+    #: "transaction" when the URL reaches Postgres through PgBouncer in
+    #: transaction pooling mode: no prepared-statement cache, and LISTEN only
+    #: over ``listen_database_url`` (else the reconcile alone).
+    database_pooling: str = "session"
+    #: A direct (session) URL for LISTEN; by default the database URL itself.
+    listen_database_url: str | None = field(default=None, repr=False)
+    #: How long Verify keeps answering from memory after the revocation log
+    #: was last read (a failover, an outage), before it fails closed.
+    verify_max_staleness: float = 10.0
     allow_dev_kek: bool = False
     log_level: str = "INFO"
     #: "text" (one readable line) or "json" (one JSON object a line, for log pipelines).
@@ -141,6 +150,10 @@ class Settings:
             mfa_max_attempts=reader.integer("AUTHSVC_MFA_MAX_ATTEMPTS", 5, 1, 20, COUNT),
             recent_auth=reader.integer("AUTHSVC_RECENT_AUTH", 900, 30, 24 * 3600, SECONDS),
             admin_scope=reader.text("AUTHSVC_ADMIN_SCOPE", "authsvc:admin"),
+            admin_recent_auth=reader.integer("AUTHSVC_ADMIN_RECENT_AUTH", 900, 30, 24 * 3600, SECONDS),
+            client_secret_overlap=reader.integer(
+                "AUTHSVC_CLIENT_SECRET_OVERLAP", 24 * 3600, 0, 30 * 24 * 3600, SECONDS
+            ),
             refresh_max_count=reader.integer("AUTHSVC_REFRESH_MAX_COUNT", 10_000, 1, 10_000_000, COUNT),
             refresh_min_interval=reader.integer("AUTHSVC_REFRESH_MIN_INTERVAL", 2, 0, 3600, SECONDS),
             reauth_age=reader.integer("AUTHSVC_REAUTH_AGE", 24 * 3600, 60, 365 * 24 * 3600, SECONDS),
@@ -186,6 +199,9 @@ class Settings:
             reconcile_interval=reader.integer("AUTHSVC_RECONCILE_MS", 1000, 50, 60_000, MILLISECONDS) / 1000,
             key_reload_interval=float(policy.key_reload_interval),
             use_notify=not reader.flag("AUTHSVC_NO_NOTIFY"),
+            database_pooling=reader.choice("AUTHSVC_DATABASE_POOLING", "session", ("session", "transaction")),
+            listen_database_url=env.get("AUTHSVC_LISTEN_DATABASE_URL") or None,
+            verify_max_staleness=float(reader.integer("AUTHSVC_VERIFY_MAX_STALENESS", 10, 0, 300)),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_format=reader.choice("AUTHSVC_LOG_FORMAT", "text", ("text", "json")),
             audit_retention_days=reader.integer("AUTHSVC_AUDIT_RETENTION_DAYS", 365, 0, 100 * 366),
@@ -226,6 +242,15 @@ class Settings:
             settings, tls=tls, http_listen=http, allow_dev_kek=allow_dev_kek,
             warnings=tuple(unknown_names(raw_env, seen.names)), effective=reader.all_effective(seen.names),
         )  # fmt: skip
+
+    def notify_url(self, database_url: str) -> str | None:
+        """Where LISTEN connects, or None for the reconcile alone: a
+        transaction-pooling PgBouncer cannot hold a LISTEN (no session)."""
+        if not self.use_notify:
+            return None
+        if self.listen_database_url:
+            return self.listen_database_url
+        return database_url if self.database_pooling == "session" else None
 
     def load_kek(self) -> Kek:
         """The configured KEK, or a development key kept in the data folder.

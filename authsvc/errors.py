@@ -14,6 +14,7 @@ class Code(enum.Enum):
     REAUTH_REQUIRED = "reauth_required"
     PRECONDITION = "precondition"
     CONFLICT = "conflict"
+    NOT_FOUND = "not_found"
     UNAVAILABLE = "unavailable"
     BEARER_REJECTED = "bearer_rejected"
 
@@ -72,6 +73,14 @@ class PreconditionFailed(AuthError):
 class Conflict(AuthError):
     code = Code.CONFLICT
     default_message = "already exists"
+
+
+class NotFound(AuthError):
+    """An admin call named a user, client, session or key that is not there.
+    Never raised where the caller must not learn what exists (logins)."""
+
+    code = Code.NOT_FOUND
+    default_message = "not found"
 
 
 class StoreUnavailable(AuthError):

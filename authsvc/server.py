@@ -21,7 +21,7 @@ from authsvc.domain.deps import Deps
 from authsvc.domain.identity.passwords import Passwords
 from authsvc.domain.tokens import key_rotation
 from authsvc.domain.tokens.live import LiveState
-from authsvc.doors import envoy
+from authsvc.doors import envoy, grpc_admin
 from authsvc.doors.grpc_auth import AuthServicer
 from authsvc.doors.http import Route, SidePort
 from authsvc.doors.registry import add_service, add_to_server
@@ -101,7 +101,9 @@ class App:
         settings = self.settings
         # Workers split the pool: N workers hold what one replica would.
         pool = max(MIN_POOL_PER_WORKER, -(-POOL_SIZE // settings.workers))
-        self._store = store = await PostgresStore.connect(self._dsn, max_size=pool)
+        self._store = store = await PostgresStore.connect(
+            self._dsn, max_size=pool, transaction_pooling=settings.database_pooling == "transaction"
+        )
         await store.migrate()
         kek = settings.load_kek()
         # One hashing thread per core in every worker, though workers share
@@ -113,6 +115,7 @@ class App:
         # Workers split the verified-token cache too: N of them hold what one
         # replica would, and each full walk of the collector stays short.
         live.verified_cache_size = max(1, live.verified_cache_size // settings.workers)
+        live.max_staleness = settings.verify_max_staleness
         self.deps = Deps(store, self.clock, settings.policy, kek, self._passwords, live)
 
         limit = settings.max_message_bytes
@@ -123,11 +126,14 @@ class App:
         add_to_server(self.servicer, server, limit)
         envoy_door = envoy.Authorizer(self.deps, settings.envoy, self.metrics)
         add_service(envoy_door, server, envoy.SERVICE, envoy.MESSAGES, max_message_bytes=limit)
+        add_service(
+            grpc_admin.AdminServicer(self.deps, self.metrics), server, grpc_admin.SERVICE, grpc_admin.MESSAGES,
+            max_message_bytes=limit,
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if settings.reflection:  # off for locked-down deployments (AUTHSVC_REFLECTION=false)
-            reflection.enable_server_reflection(
-                (SERVICE_NAME, envoy.SERVICE.full_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-            )
+            services = (SERVICE_NAME, envoy.SERVICE.full_name, grpc_admin.SERVICE.full_name)
+            reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         try:
             if settings.tls is None:
                 self.port = server.add_insecure_port(settings.listen)
@@ -148,11 +154,18 @@ class App:
             )
         await server.start()
 
-        if settings.use_notify:
+        notify_url = settings.notify_url(self._dsn)
+        if notify_url is not None:
             self._listener = Listener(
-                self._dsn, {NOTIFY_CHANNEL: self._wake.set, KEYS_CHANNEL: self._keys_changed.set}
+                notify_url, {NOTIFY_CHANNEL: self._wake.set, KEYS_CHANNEL: self._keys_changed.set}
             )
             self._listener.start()
+        elif settings.use_notify:
+            log.info(
+                "LISTEN off (transaction pooling, no AUTHSVC_LISTEN_DATABASE_URL): "
+                "revocations arrive by the reconcile alone, every %.1fs",
+                settings.reconcile_interval,
+            )
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
         self._tasks.append(asyncio.create_task(self._keys_loop(), name="keys"))
         if settings.http_listen:
@@ -236,11 +249,11 @@ class App:
         except StoreUnavailable:
             if self._healthy:
                 self._healthy = False
-                # Fail closed: without the revocation log we cannot vouch for
-                # tokens, so Verify answers UNAVAILABLE and watchers are cut
-                # off (their verifiers go stale rather than trust old data).
+                # Balancers drain us now. Verify keeps answering from memory
+                # until its staleness bound (LiveState.current), then fails
+                # closed; watchers are cut off at once (their verifiers go
+                # stale on their own bound rather than trust old data).
                 assert self.deps is not None
-                self.deps.live.current = False
                 self.deps.live.close_subscribers()
                 await self._set_health(_NOT_SERVING)
                 log.warning("database unreachable: health NOT_SERVING, Verify fails closed")
@@ -250,8 +263,6 @@ class App:
             return
         if not self._healthy:
             self._healthy = True
-            assert self.deps is not None
-            self.deps.live.current = True
             await self._set_health(_SERVING)
             log.info("database reachable again")
 

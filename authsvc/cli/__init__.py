@@ -32,8 +32,10 @@ def _database_url(settings: Settings, *, create: bool) -> tuple[str, Any]:
     return start_embedded(settings.data_dir, create=create)
 
 
-async def _with_store(url: str, work: Callable[[PostgresStore], Awaitable[int]]) -> int:
-    store = await PostgresStore.connect(url, min_size=1, max_size=2)
+async def _with_store(
+    url: str, work: Callable[[PostgresStore], Awaitable[int]], *, transaction_pooling: bool = False
+) -> int:
+    store = await PostgresStore.connect(url, min_size=1, max_size=2, transaction_pooling=transaction_pooling)
     try:
         await store.migrate()
         return await work(store)
@@ -92,9 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(serve(settings, url))
             return 0
+        pooled = settings.database_pooling == "transaction"
         if args.verb == "migrate":
-            return asyncio.run(_with_store(url, _report_migrated))
-        return asyncio.run(_with_store(url, lambda store: args.run(settings, store, args)))
+            return asyncio.run(_with_store(url, _report_migrated, transaction_pooling=pooled))
+        return asyncio.run(
+            _with_store(url, lambda store: args.run(settings, store, args), transaction_pooling=pooled)
+        )
     except NoEmbeddedDatabase as exc:  # no URL, and no embedded database to use
         print(f"authsvc: {exc}", file=sys.stderr)
         return EXIT_BAD_SETUP

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,9 @@ def print_table(columns: Sequence[Column[Row]], rows: Iterable[Row]) -> None:
 
 def joined(values: Iterable[str]) -> str:
     return ",".join(values) or "-"
+
+#: Who the audit log says acted, for changes made with the CLI (on the database).
+OPERATOR = f"cli:{os.environ.get('USER') or 'unknown'}"
 
 
 def read_password(stdin: bool) -> str:

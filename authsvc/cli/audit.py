@@ -78,15 +78,19 @@ async def _list(settings: Settings, store: PostgresStore, args: argparse.Namespa
 
 async def _verify(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
     result = await trail.verify(store)
-    span = f"seq {result.checkpoint.seq + 1}..{result.head.seq}" if result.head.seq > result.checkpoint.seq else "empty"
-    print(f"checkpoint: seq {result.checkpoint.seq} {result.checkpoint.hash.hex()}")
-    print(f"head:       seq {result.head.seq} {result.head.hash.hex()}")
+    for lane in result.lanes:
+        if lane.head.seq > lane.checkpoint.seq:
+            span = f"seq {lane.checkpoint.seq + 1}..{lane.head.seq}"
+            print(f"lane {lane.lane:>2}: {span:<16} head {lane.head.hash.hex()}")
+    # What to keep elsewhere: a later run must show the same heads or longer chains.
+    print(f"heads: {result.fingerprint}")
+    lanes = f"{len(result.lanes)} lanes"
     if result.ok:
-        print(f"ok: {result.rows} rows verified ({span})")
+        print(f"ok: {result.rows} rows verified ({lanes})")
         return 0
     for problem in result.problems:
         print(problem, file=sys.stderr)
-    print(f"FAILED: {len(result.problems)} problem(s) in {result.rows} rows ({span})", file=sys.stderr)
+    print(f"FAILED: {len(result.problems)} problem(s) in {result.rows} rows ({lanes})", file=sys.stderr)
     return 1
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from authsvc.cli._common import Column, Verbs, joined, print_table
+from authsvc.cli._common import OPERATOR, Column, Verbs, joined, print_table
 from authsvc.config import Settings
-from authsvc.domain import validate
 from authsvc.domain.clock import SystemClock
-from authsvc.domain.identity import credentials
+from authsvc.domain.identity import clients
 from authsvc.domain.models import Client
-from authsvc.errors import Conflict, InvalidArgument
+from authsvc.errors import Conflict, InvalidArgument, NotFound
 from authsvc.store.postgres import PostgresStore
 
 
@@ -19,37 +18,27 @@ async def _client_add(settings: Settings, store: PostgresStore, args: argparse.N
     if not args.audience:
         print("error: a client needs at least one --audience", file=sys.stderr)
         return 2
-    if not _valid_audiences(args.exchange_audience):
-        return 2
     mtls = bool(args.tls_san_uri or args.tls_thumbprint)
-    client_id = credentials.new_client_id()
-    # A certificate-authenticated client has no secret at all (RFC 8705 2.1).
-    secret = "" if mtls else credentials.new_client_secret()
     try:
-        await store.create_client(
-            client_id, args.name, credentials.digest(secret) if secret else b"", args.scope, args.audience,
-            SystemClock().now(), tls_san_uri=args.tls_san_uri, tls_thumbprint=args.tls_thumbprint,
+        # The same rules as the AdminService's CreateClient.
+        done = await clients.register(
+            store, SystemClock(), args.name, args.scope, args.audience,
+            tls_san_uri=args.tls_san_uri or "", tls_thumbprint=args.tls_thumbprint or "", actor=OPERATOR,
             exchange_audiences=args.exchange_audience,
         )  # fmt: skip
+    except InvalidArgument as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     except Conflict:
         print(f"error: client {args.name!r} (or its certificate) exists", file=sys.stderr)
         return 1
-    print(f"client_id:     {client_id}")
+    print(f"client_id:     {done.client_id}")
     if mtls:
         print(f"authenticates with its certificate: {args.tls_san_uri or args.tls_thumbprint}")
     else:
-        print(f"client_secret: {secret}")
+        print(f"client_secret: {done.secret}")
         print("the secret is shown only now; store it safely", file=sys.stderr)
     return 0
-
-
-def _valid_audiences(audiences: list[str]) -> bool:
-    try:
-        validate.names(audiences, "exchange audience")
-    except InvalidArgument as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return False
-    return True
 
 
 async def _client_set(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
@@ -59,9 +48,12 @@ async def _client_set(settings: Settings, store: PostgresStore, args: argparse.N
     if args.exchange_audience and args.no_exchange:
         print("error: --exchange-audience and --no-exchange contradict each other", file=sys.stderr)
         return 2
-    if not _valid_audiences(args.exchange_audience):
+    try:
+        await clients.set_exchange_audiences(store, SystemClock(), args.client, args.exchange_audience, OPERATOR)
+    except InvalidArgument as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    if not await store.set_exchange_audiences(args.client, args.exchange_audience):
+    except NotFound:
         print(f"error: no client {args.client!r}", file=sys.stderr)
         return 1
     print(f"exchange audiences of {args.client}: {','.join(args.exchange_audience) or '-'}")

@@ -5,32 +5,31 @@ from __future__ import annotations
 import argparse
 import sys
 
-from authsvc.cli._common import Column, Verbs, find_user, joined, print_table, read_password, when
+from authsvc.cli._common import OPERATOR, Column, Verbs, find_user, joined, print_table, read_password, when
 from authsvc.config import Settings
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.identity import accounts
-from authsvc.domain.identity.passwords import Passwords, check_new_password
+from authsvc.domain.identity.passwords import Passwords
 from authsvc.domain.models import User
-from authsvc.errors import Conflict
+from authsvc.errors import Conflict, InvalidArgument
 from authsvc.store.postgres import PostgresStore
 
 
 async def _user_add(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
     password = read_password(args.password_stdin)
-    problem = check_new_password(password)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
     passwords = Passwords(settings.argon2)
     try:
-        pw_hash = await passwords.hash_async(password)
-    finally:
-        passwords.close()
-    try:
-        user_id = await store.create_user(args.name, pw_hash, args.scope, args.audience, SystemClock().now())
+        user_id = await accounts.create_user(
+            store, passwords, SystemClock(), args.name, password, args.scope, args.audience, actor=OPERATOR
+        )
+    except InvalidArgument as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     except Conflict:
         print(f"error: user {args.name!r} exists", file=sys.stderr)
         return 1
+    finally:
+        passwords.close()
     print(f"user {args.name} created, subject {user_id}")
     return 0
 
@@ -57,7 +56,7 @@ async def _user_passwd(settings: Settings, store: PostgresStore, args: argparse.
     passwords = Passwords(settings.argon2)
     try:
         count = await accounts.change_password(
-            store, passwords, SystemClock(), settings.policy, user_id, read_password(args.password_stdin)
+            store, passwords, SystemClock(), settings.policy, user_id, read_password(args.password_stdin), OPERATOR
         )
     finally:
         passwords.close()
@@ -69,7 +68,7 @@ async def _user_reset_mfa(settings: Settings, store: PostgresStore, args: argpar
     user_id = await find_user(store, args.name)
     if user_id is None:
         return 1
-    count = await accounts.reset_mfa(store, SystemClock(), settings.policy, user_id)
+    count = await accounts.reset_mfa(store, SystemClock(), settings.policy, user_id, OPERATOR)
     print(f"MFA removed; {count} session(s) revoked")
     return 0
 

@@ -26,6 +26,7 @@ class User:
     audiences: tuple[str, ...]
     disabled: bool
     mfa_enrolled: bool
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,10 @@ class Client:
     disabled: bool
     tls_san_uri: str | None = None
     tls_thumbprint: str | None = None
+    created_at: float = 0.0
+    #: After a rotation the previous secret still works until this time.
+    previous_secret_hash: bytes | None = None
+    previous_secret_expires_at: float | None = None
     #: Audiences this client may exchange a received token for (RFC 8693);
     #: none by default.
     exchange_audiences: tuple[str, ...] = ()

@@ -22,6 +22,10 @@ class Policy:
     #: EnrollMFA and ConfirmMFA need a login at most this old.
     recent_auth: int = 900
     admin_scope: str = "authsvc:admin"
+    #: A user's admin calls (AdminService) need a login at most this old.
+    admin_recent_auth: int = 900
+    #: After a client secret is rotated, the old one still works this long.
+    client_secret_overlap: int = 24 * 3600
     recovery_codes: int = 10
     #: Refresh limits per session (absolute lifetime and idle timeout above).
     refresh_max_count: int = 10_000

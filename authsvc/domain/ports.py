@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from authsvc.domain.admin.ports import AdminStore
 from authsvc.domain.audit.chain import ChainRow, Checkpoint
 from authsvc.domain.audit.query import AuditEntry, AuditFilter
 from authsvc.domain.audit.record import AuditEvent
@@ -48,7 +49,7 @@ class RotateDecision:
     audit_event: AuditEvent | None = None
 
 
-class Store(Protocol):
+class Store(AdminStore, Protocol):
     async def ping(self) -> None: ...
 
     async def create_user(
@@ -100,7 +101,7 @@ class Store(Protocol):
     async def sessions_of(self, subject: str, include_revoked: bool) -> list[Session]: ...
     async def refresh_token(self, token_id: str) -> tuple[RefreshTokenRecord, Session] | None: ...
     async def rotate_refresh(
-        self, token_id: str, decide: Callable[[RefreshTokenRecord, Session], RotateDecision]
+        self, token_id: str, decide: Callable[[RefreshTokenRecord, Session, bool], RotateDecision]
     ) -> RotateDecision | None: ...
 
     async def revoke_session(
@@ -162,6 +163,6 @@ class Store(Protocol):
         self, filters: AuditFilter, after_seq: int | None, limit: int, newest_first: bool
     ) -> list[AuditEntry]: ...
     async def scan_audit_chain(
-        self, start: Callable[[Checkpoint, Checkpoint], Callable[[ChainRow], None]], page: int = 2000
+        self, start: Callable[[int, Checkpoint, Checkpoint], Callable[[ChainRow], None]], page: int = 2000
     ) -> None: ...
     async def prune_audit(self, before: float) -> int: ...

@@ -30,6 +30,7 @@ _STATUS = {
     Code.REAUTH_REQUIRED: grpc.StatusCode.FAILED_PRECONDITION,
     Code.PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
     Code.CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
+    Code.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     Code.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 # Codes whose message is fixed whatever the error said, so that no cause leaks.

@@ -1,4 +1,4 @@
-"""Registering the gRPC doors (AuthService, Envoy's Authorization) with
+"""Registering the gRPC doors (AuthService, AdminService, Envoy's Authorization) with
 deserializers that never leak.
 
 The generated ``add_AuthServiceServicer_to_server`` lets a protobuf
@@ -24,7 +24,8 @@ from types import ModuleType
 from typing import Any
 
 import grpc
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError
 
 from authsvc_client import pb
@@ -85,8 +86,8 @@ def add_service(
     A request over ``max_message_bytes`` becomes :data:`OVERSIZE`."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
-        request_cls = getattr(messages, method.input_type.name)
-        response_cls = getattr(messages, method.output_type.name)
+        request_cls = _message_class(messages, method.input_type)
+        response_cls = _message_class(messages, method.output_type)
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
         raw = method.name in raw_requests
         handlers[method.name] = make(
@@ -95,3 +96,12 @@ def add_service(
             response_serializer=_serializer(response_cls.SerializeToString),
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+
+
+def _message_class(messages: ModuleType, descriptor: Descriptor) -> Any:
+    """The class in ``messages``, or, for a message another proto file defines
+    (AdminService answers with authsvc.v1 messages), the one protobuf made."""
+    found = getattr(messages, descriptor.name, None)
+    if found is not None and found.DESCRIPTOR is descriptor:
+        return found
+    return message_factory.GetMessageClass(descriptor)

@@ -1,10 +1,13 @@
 """The audit trail: chained appends, the paged query, the snapshot scan for
 verification, and pruning to a checkpoint.
 
-An append is one statement: it moves the chain head (one row, row-locked by
-the UPDATE until the transaction ends) and inserts the row with the head's
-new seq and hash, so that appends from every replica are serialised by
-Postgres into one gapless sequence. The SQL computes only the link,
+An append is one statement: it moves its lane's chain head (one row,
+row-locked by the UPDATE until the transaction ends) and inserts the row with
+the head's new seq and hash, so that appends from every replica to one lane
+are serialised by Postgres into one gapless sequence. The lane is the
+connection's (``1 + pg_backend_pid() % LANES``): a connection runs one
+transaction at a time, so its appends never wait on each other, and sixteen
+lanes spread the rest. The SQL computes only the link,
 ``sha256(prev || int8send(seq) || digest)``; the event's digest (its
 canonical encoding) comes from ``authsvc.domain.audit.chain``, where the
 verifier checks both.
@@ -42,10 +45,10 @@ def append_cte(first: int, when: str = "") -> str:
     condition = f" AND ({when})" if when else ""
     return f"""chain_head AS (
         UPDATE audit_chain SET seq = seq + 1, prev_hash = hash, hash = sha256(hash || int8send(seq + 1) || {digest})
-        WHERE id = 1{condition} RETURNING seq, prev_hash, hash
+        WHERE id = 1 + pg_backend_pid() % {chain.LANES}{condition} RETURNING id, seq, prev_hash, hash
     ), audited AS (
-        INSERT INTO audit_log (seq, prev_hash, hash, {_FIELDS})
-        SELECT seq, prev_hash, hash, {values} FROM chain_head
+        INSERT INTO audit_log (lane, lane_seq, prev_hash, hash, {_FIELDS})
+        SELECT id, seq, prev_hash, hash, {values} FROM chain_head
     )"""  # noqa: S608 - fixed fragments and numbered parameters only
 
 
@@ -66,11 +69,16 @@ _PAGE = (
 )
 
 _APPEND = "WITH " + append_cte(1) + " SELECT 1"
+_ENDS = "SELECT id, seq, hash FROM audit_{} ORDER BY id"
 
 
 async def append_in(conn: Any, event: AuditEvent) -> None:
     """Append ``event`` on ``conn``, inside whatever transaction it is in."""
     await conn.execute(_APPEND, *append_params(event))
+
+
+def _point(row: Any) -> Checkpoint:
+    return Checkpoint(row["seq"], bytes(row["hash"]))
 
 
 def _event(row: Any) -> AuditEvent:
@@ -127,33 +135,42 @@ class AuditMixin(Base):
 
     @translated
     async def scan_audit_chain(
-        self, start: Callable[[Checkpoint, Checkpoint], Callable[[ChainRow], None]], page: int = 2000
+        self, start: Callable[[int, Checkpoint, Checkpoint], Callable[[ChainRow], None]], page: int = 2000
     ) -> None:
-        """The checkpoint, the head and every row in seq order, all from one
-        snapshot (a repeatable-read, read-only transaction): what the verifier
-        sees is one state of the chain however many replicas append."""
+        """Each lane's checkpoint and head, then its rows in seq order, all from
+        one snapshot (a repeatable-read, read-only transaction): what the
+        verifier sees is one state of the trail however many replicas append.
+        A row in a lane that has no head is fed to a lane with an empty one."""
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            cp = await conn.fetchrow("SELECT seq, hash FROM audit_checkpoint WHERE id = 1")
-            head = await conn.fetchrow("SELECT seq, hash FROM audit_chain WHERE id = 1")
-            assert cp is not None and head is not None  # created by the migration, never deleted
-            feed = start(Checkpoint(cp["seq"], bytes(cp["hash"])), Checkpoint(head["seq"], bytes(head["hash"])))
-            async for row in conn.cursor("SELECT * FROM audit_log ORDER BY seq", prefetch=page):
-                feed(ChainRow(row["seq"], bytes(row["prev_hash"]), bytes(row["hash"]), _event(row)))
+            cps = {r["id"]: _point(r) for r in await conn.fetch(_ENDS.format("checkpoint"))}
+            heads = {r["id"]: _point(r) for r in await conn.fetch(_ENDS.format("chain"))}
+            feeds = {lane: start(lane, cps.get(lane, Checkpoint()), head) for lane, head in sorted(heads.items())}
+            async for row in conn.cursor("SELECT * FROM audit_log ORDER BY lane, lane_seq", prefetch=page):
+                lane = row["lane"]
+                if lane not in feeds:
+                    feeds[lane] = start(lane, Checkpoint(), Checkpoint())
+                feeds[lane](ChainRow(row["lane_seq"], bytes(row["prev_hash"]), bytes(row["hash"]), _event(row), lane))
 
     @translated
     async def prune_audit(self, before: float) -> int:
-        """Delete the rows from the old end up to the last one written before
-        ``before`` and move the checkpoint to it, in one transaction."""
+        """In every lane, delete the rows from the old end up to the last one
+        written before ``before`` and move the lane's checkpoint to it, all in
+        one transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM audit_checkpoint WHERE id = 1 FOR UPDATE")
-            cut = await conn.fetchrow(
-                "SELECT seq, hash FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log WHERE at < $1)",
+            await conn.execute("SELECT 1 FROM audit_checkpoint FOR UPDATE")
+            cuts = await conn.fetch(
+                "SELECT lane, lane_seq, hash FROM audit_log WHERE (lane, lane_seq) IN"
+                " (SELECT lane, max(lane_seq) FROM audit_log WHERE at < $1 GROUP BY lane)",
                 cv.ts(before),
             )
-            if cut is None:
-                return 0
-            await conn.execute(
-                "UPDATE audit_checkpoint SET seq = $1, hash = $2, at = now() WHERE id = 1", cut["seq"], cut["hash"]
-            )
-            status = await conn.execute("DELETE FROM audit_log WHERE seq <= $1", cut["seq"])
-            return int(status.split()[-1])
+            dropped = 0
+            for cut in cuts:
+                await conn.execute(
+                    "UPDATE audit_checkpoint SET seq = $2, hash = $3, at = now() WHERE id = $1",
+                    cut["lane"], cut["lane_seq"], cut["hash"],
+                )  # fmt: skip
+                status = await conn.execute(
+                    "DELETE FROM audit_log WHERE lane = $1 AND lane_seq <= $2", cut["lane"], cut["lane_seq"]
+                )
+                dropped += int(status.split()[-1])
+            return dropped

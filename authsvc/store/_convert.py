@@ -39,6 +39,7 @@ def user(row: Any) -> User:
         audiences=tuple(row["audiences"]),
         disabled=row["disabled"],
         mfa_enrolled=bool(row["mfa_enrolled"]),
+        created_at=row["created_at"].timestamp(),
     )
 
 
@@ -53,6 +54,9 @@ def client(row: Any) -> Client:
         tls_san_uri=row["tls_san_uri"],
         tls_thumbprint=row["tls_thumbprint"],
         exchange_audiences=tuple(row["exchange_audiences"]),
+        created_at=row["created_at"].timestamp(),
+        previous_secret_hash=None if row["previous_secret_hash"] is None else bytes(row["previous_secret_hash"]),
+        previous_secret_expires_at=epoch(row["previous_secret_expires_at"]),
     )
 
 

@@ -72,7 +72,7 @@ class SessionsMixin(Base):
 
     @translated
     async def rotate_refresh(
-        self, token_id: str, decide: Callable[[RefreshTokenRecord, Session], RotateDecision]
+        self, token_id: str, decide: Callable[[RefreshTokenRecord, Session, bool], RotateDecision]
     ) -> RotateDecision | None:
         """Lock the token and its session, let the domain decide, apply it, all
         in one transaction: two uses of one token serialise on the row lock,
@@ -84,7 +84,7 @@ class SessionsMixin(Base):
                 return None
             session = cv.session(row["s"])
             record = replace(cv.refresh_token(row["t"]), successor_used_at=cv.epoch(row["successor_used_at"]))
-            decision = decide(record, session)
+            decision = decide(record, session, row["owner_disabled"])
             sid = uuid.UUID(session.id)
             event = decision.audit_event
             if event is None and decision.audit:
@@ -169,16 +169,21 @@ class SessionsMixin(Base):
 # The session's user, share-locked, unless its sessions were revoked after this
 # login's auth_time ($8). The lock waits for a revoke in flight (which updates
 # the row) and then reads the row again, so a racing login sees the revoke.
+# A disabled user opens no session either (the domain checks it first; this is
+# the same rule where a racing disable is settled).
 _LIVE_OWNER = """
-    SELECT id FROM users WHERE id = $2
+    SELECT id FROM users WHERE id = $2 AND NOT disabled
     AND (sessions_valid_after IS NULL OR sessions_valid_after <= $8) FOR SHARE"""
 
 # Both rows locked at once: a join with FOR UPDATE locks the token and its
 # session; they come back as composite values, so their columns do not clash.
 # The successor's used_at is read under the session's row lock, which every
 # rotation of the session takes: it cannot change until this one commits.
+# The owner's disabled flag rides along, unlocked (a disable revokes the
+# session under the session's lock anyway).
 _SELECT_FOR_ROTATION = (
-    "SELECT t, s, n.used_at AS successor_used_at FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id"
+    "SELECT t, s, n.used_at AS successor_used_at, u.disabled AS owner_disabled"
+    " FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id"
     " LEFT JOIN refresh_tokens n ON n.id = t.replaced_by WHERE t.id = $1 FOR UPDATE OF t, s"
 )
 

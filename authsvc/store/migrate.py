@@ -1,5 +1,6 @@
 """Apply numbered SQL migrations in order, each in a transaction, under an
-advisory lock so that replicas starting together are safe."""
+advisory lock so that replicas starting together are safe (also through
+PgBouncer in transaction mode: the lock lives in the transaction)."""
 
 from __future__ import annotations
 
@@ -37,24 +38,31 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 async def migrate(conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any]) -> list[str]:
-    """Bring the schema up to date; give the names of the migrations applied."""
-    applied: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)
-    try:
+    """Bring the schema up to date; give the names of the migrations applied.
+
+    The lock is transaction-scoped (pg_advisory_xact_lock), taken again in
+    each migration's transaction, and the migration re-checked under it: a
+    session lock would need a session, which PgBouncer's transaction pooling
+    does not give (lock and unlock could land on different server
+    connections). Replicas starting together still apply each one once."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-        for version, name, sql in migrations():
-            if version in done:
-                continue
-            async with conn.transaction():
-                await conn.execute(sql)
-                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
-            log.info("applied migration %s", name)
-            applied.append(name)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
+    applied: list[str] = []
+    for version, name, sql in migrations():
+        if version in done:
+            continue
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
+            if await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", version):
+                continue  # another replica applied it while we waited for the lock
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+        log.info("applied migration %s", name)
+        applied.append(name)
     return applied

@@ -11,7 +11,13 @@ from collections.abc import Callable, Mapping
 
 import asyncpg
 
+from authsvc.store._base import connect_options
+
 log = logging.getLogger(__name__)
+
+# What ends a listening session: the server went away, or (multi-host URL,
+# mid-failover) no host is the primary yet; either way, try again later.
+_LOST = (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 class Listener:
@@ -34,7 +40,8 @@ class Listener:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn)
+                # The primary's: notifications are not replicated to standbys.
+                conn = await asyncpg.connect(self._dsn, **connect_options(self._dsn))
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 for channel, callback in self._channels.items():
@@ -43,7 +50,7 @@ class Listener:
                 for callback in self._channels.values():
                     callback()
                 await lost.wait()
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except _LOST as exc:
                 log.warning("revocation listener disconnected: %s", type(exc).__name__)
             finally:
                 if conn is not None and not conn.is_closed():

@@ -17,8 +17,9 @@ import asyncpg
 
 from authsvc.errors import DatabaseUnreachable
 from authsvc.store._accounts import AccountsMixin
+from authsvc.store._admin import AdminMixin
 from authsvc.store._audit import AuditMixin
-from authsvc.store._base import _UNAVAILABLE, KEYS_CHANNEL, NOTIFY_CHANNEL, translated
+from authsvc.store._base import KEYS_CHANNEL, NOTIFY_CHANNEL, connect_options, is_unavailable, translated
 from authsvc.store._guard import GuardMixin
 from authsvc.store._keys import KeysMixin
 from authsvc.store._mfa import MfaMixin
@@ -59,12 +60,22 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     refresh's round trips, measured +6-17% Refresh per second."""
 
 
-class PostgresStore(AccountsMixin, KeysMixin, SessionsMixin, MfaMixin, GuardMixin, AuditMixin):
+class PostgresStore(AdminMixin, AccountsMixin, KeysMixin, SessionsMixin, MfaMixin, GuardMixin, AuditMixin):
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 16) -> PostgresStore:
+    async def connect(
+        cls, dsn: str, *, min_size: int = 2, max_size: int = 16, transaction_pooling: bool = False
+    ) -> PostgresStore:
+        """A pool on ``dsn``, which may list several hosts (a Patroni cluster):
+        each new connection goes to whichever is the primary then (see
+        ``connect_options``). ``transaction_pooling``: the URL reaches
+        PgBouncer in transaction mode, where a server connection is ours for
+        one transaction only, so no prepared statement may outlive it."""
+        options = connect_options(dsn)
+        if transaction_pooling:
+            options["statement_cache_size"] = 0
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, command_timeout=10, reset=_keep_session
+                dsn, min_size=min_size, max_size=max_size, command_timeout=10, reset=_keep_session, **options
             )
         except asyncpg.InvalidCatalogNameError as exc:
             where = _where(dsn)
@@ -78,7 +89,9 @@ class PostgresStore(AccountsMixin, KeysMixin, SessionsMixin, MfaMixin, GuardMixi
                 f"PostgreSQL on {where.hosts} refused role {where.user!r} ({type(exc).__name__}: no such role, "
                 "a wrong password, or pg_hba.conf): create the role or fix the user and password"
             ) from exc
-        except _UNAVAILABLE as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
             raise DatabaseUnreachable(
                 f"cannot reach PostgreSQL at {_where(dsn).hosts} ({reason}): start it, or fix the host and port"

@@ -56,6 +56,8 @@ EXPECTED = [
     "VerifierStats",
     "VerifierUnavailable",
     "VerifyResult",
+    "admin_grpc",
+    "admin_pb",
     "async_txn_token_forwarders",
     "current_claims",
     "current_txn",

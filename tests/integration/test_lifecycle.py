@@ -78,7 +78,14 @@ async def test_database_outage_fails_closed_then_recovers(settings, own_db, admi
                 "service unavailable, retry later",
             )
             await _until(lambda: health(app.port), NOT_SERVING)
-            # Revocations elsewhere would go unseen: Verify fails closed too.
+            # Within its staleness bound Verify answers from memory (a
+            # failover's window costs verifiers nothing)...
+            ticks = FakeClock(start=0.0)
+            ticks.advance(app.deps.live.monotonic())
+            app.deps.live.monotonic = ticks.now
+            assert (await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))).active
+            # ...past it, revocations elsewhere could go unseen: it fails closed.
+            ticks.advance(app.settings.verify_max_staleness + 1)
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -478,3 +478,29 @@ def test_the_data_folder_is_found_from_below(tmp_path: Path, monkeypatch: pytest
 def test_without_a_data_folder_above_it_is_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert find_data_dir(tmp_path) == tmp_path.resolve() / ".authsvc" or (tmp_path.parents[-1] / ".authsvc").is_dir()
+
+
+# --- pooling and HA --------------------------------------------------------------------
+
+
+def test_pooling_defaults_to_sessions_with_listen_on_the_database_url() -> None:
+    s = Settings.from_env({})
+    assert (s.database_pooling, s.listen_database_url, s.verify_max_staleness) == ("session", None, 10.0)
+    assert s.notify_url("postgresql://db/x") == "postgresql://db/x"
+
+
+def test_transaction_pooling_listens_only_over_a_direct_url() -> None:
+    pooled = Settings.from_env({"AUTHSVC_DATABASE_POOLING": "transaction"})
+    assert pooled.notify_url("postgresql://bouncer/x") is None  # the reconcile alone
+    direct = Settings.from_env(
+        {"AUTHSVC_DATABASE_POOLING": "transaction", "AUTHSVC_LISTEN_DATABASE_URL": "postgresql://db/x"}
+    )
+    assert direct.notify_url("postgresql://bouncer/x") == "postgresql://db/x"
+    assert Settings.from_env({"AUTHSVC_NO_NOTIFY": "true"}).notify_url("postgresql://db/x") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("AUTHSVC_DATABASE_POOLING", "statement"), ("AUTHSVC_VERIFY_MAX_STALENESS", "-1")]
+)
+def test_bad_pooling_settings_name_their_variable(name: str, value: str) -> None:
+    assert name in str(config_error({name: value}))

@@ -10,10 +10,16 @@ The first row's ``prev_hash`` is 32 zero bytes (``GENESIS``). Editing a row
 breaks its own hash; rewriting its hash too breaks the next row's link;
 deleting a row leaves a gap in ``seq``; an inserted row has no place in the
 sequence, or its hash does not follow. The store keeps the last (seq, hash),
-the chain head, in one row that every append updates under its row lock, so
+the chain head, in a row that every append updates under its row lock, so
 appends from any number of replicas form one sequence; a deletion at the end
 shows against it. Pruning the old end leaves a checkpoint, the (seq, hash)
 at the cut, where verification starts.
+
+There are ``LANES`` such chains side by side, each with its own head and
+checkpoint; a transaction appends to its database connection's lane. One
+chain would make every audited write in the cluster wait on one row lock
+held to the previous write's commit (see migration 0014 for the figures).
+Here ``seq`` is a row's place in its lane.
 
 The canonical JSON (RFC 8785) is a standard, so an auditor can recompute a
 row's hash with any JCS implementation and ``sha256``; ``v`` names this
@@ -36,6 +42,8 @@ from authsvc.domain.audit.record import AuditEvent
 
 GENESIS = bytes(32)
 ENCODING_VERSION = 1
+#: Chains side by side (heads 1..LANES); the migration that made them says why.
+LANES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +57,11 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class ChainRow:
-    seq: int
+    seq: int  # the row's place in its lane
     prev_hash: bytes
     hash: bytes
     event: AuditEvent
+    lane: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +74,11 @@ class Problem:
     kind: str
     message: str
     last: int = 0
+    lane: int = 1
 
     def __str__(self) -> str:
         where = f"seq {self.seq}" if not self.last or self.last == self.seq else f"seq {self.seq}..{self.last}"
-        return f"{where}: {self.kind}: {self.message}"
+        return f"lane {self.lane} {where}: {self.kind}: {self.message}"
 
 
 def canonical(event: AuditEvent) -> bytes:
@@ -110,6 +120,7 @@ class ChainVerifier:
 
     checkpoint: Checkpoint
     head: Checkpoint
+    lane: int = 1
     problems: list[Problem] = field(default_factory=list)
     rows: int = 0
     _seq: int = 0
@@ -147,4 +158,4 @@ class ChainVerifier:
         return self.problems
 
     def _add(self, seq: int, kind: str, message: str, last: int = 0) -> None:
-        self.problems.append(Problem(seq, kind, message, last))
+        self.problems.append(Problem(seq, kind, message, last, self.lane))

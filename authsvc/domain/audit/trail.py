@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,9 +11,17 @@ from authsvc.domain.ports import Store
 
 
 @dataclass(frozen=True, slots=True)
-class Verification:
+class Lane:
+    """One lane of the trail as verified: where it starts and its head."""
+
+    lane: int
     checkpoint: Checkpoint
     head: Checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    lanes: tuple[Lane, ...]
     rows: int
     problems: tuple[Problem, ...]
 
@@ -20,21 +29,28 @@ class Verification:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over every lane's head: the one value to keep elsewhere and
+        compare later (the chain's own evidence ends at its heads)."""
+        text = ";".join(f"{a.lane}:{a.head.seq}:{a.head.hash.hex()}" for a in self.lanes)
+        return hashlib.sha256(text.encode()).hexdigest()
+
 
 async def verify(store: Store) -> Verification:
-    """Check every row against the checkpoint and the head. The store reads
-    the ends and the rows in one snapshot, so appends and prunes running
-    meanwhile neither show as problems nor hide one."""
+    """Check every row of every lane against its checkpoint and head. The
+    store reads the ends and the rows in one snapshot, so appends and prunes
+    running meanwhile neither show as problems nor hide one."""
     checkers: list[ChainVerifier] = []
 
-    def start(checkpoint: Checkpoint, head: Checkpoint) -> Callable[[ChainRow], None]:
-        checkers.append(ChainVerifier(checkpoint, head))
+    def start(lane: int, checkpoint: Checkpoint, head: Checkpoint) -> Callable[[ChainRow], None]:
+        checkers.append(ChainVerifier(checkpoint, head, lane))
         return checkers[-1].feed
 
     await store.scan_audit_chain(start)
-    checker = checkers[0]
-    problems = checker.finish()
-    return Verification(checker.checkpoint, checker.head, checker.rows, tuple(problems))
+    problems = [p for checker in checkers for p in checker.finish()]
+    lanes = tuple(Lane(c.lane, c.checkpoint, c.head) for c in checkers)
+    return Verification(lanes, sum(c.rows for c in checkers), tuple(problems))
 
 
 async def prune(store: Store, now: float, retention: float) -> int:

@@ -160,7 +160,7 @@ async def authenticate_client(deps: Deps, client_id: str, client_secret: str, ca
     if client is not None and (client.tls_san_uri or client.tls_thumbprint):
         ok = not client_secret and _certificate_matches(client, call)
     else:
-        ok = bool(client_secret) and credentials.matches(client_secret, client.secret_hash if client else b"\0" * 32)
+        ok = bool(client_secret) and _secret_matches(client, client_secret, deps.clock.now())
     method = _auth_method(client)
     if client is None or not ok or client.disabled:
         why = "unknown client" if client is None else "disabled" if client.disabled else f"bad {method}"
@@ -176,6 +176,16 @@ async def authenticate_client(deps: Deps, client_id: str, client_secret: str, ca
 
 def _auth_method(client: Client | None) -> str:
     return "mtls" if client is not None and (client.tls_san_uri or client.tls_thumbprint) else "secret"
+
+
+def _secret_matches(client: Client | None, secret: str, now: float) -> bool:
+    """The current secret, or the one it replaced while the rotation's
+    overlap lasts. Both compared every time: no timing tells which matched."""
+    current = credentials.matches(secret, client.secret_hash if client else b"\0" * 32)
+    previous = client.previous_secret_hash if client else None
+    expires = client.previous_secret_expires_at if client else None
+    old = credentials.matches(secret, previous or b"\0" * 32)
+    return current or (previous is not None and expires is not None and now < expires and old)
 
 
 def _certificate_matches(client: Client, call: CallInfo) -> bool:

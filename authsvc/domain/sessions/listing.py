@@ -18,4 +18,9 @@ async def list_sessions(
     target = subject or caller.sub
     if target != caller.sub and deps.policy.admin_scope not in caller.scope:
         raise PermissionDenied()
-    return await deps.store.sessions_of(target, include_revoked)
+    return await sessions_of(deps, target, include_revoked)
+
+
+async def sessions_of(deps: Deps, subject: str, include_revoked: bool) -> list[Session]:
+    """A subject's sessions, oldest first (its caller is authorized)."""
+    return await deps.store.sessions_of(subject, include_revoked)

@@ -51,10 +51,15 @@ async def refresh(deps: Deps, token: str, scopes: Sequence[str], call: CallInfo)
     policy = deps.policy
     out: list[TokenPair] = []
 
-    def decide(record: RefreshTokenRecord, session: Session) -> RotateDecision:
-        """Runs inside the store's transaction, with the token and session locked."""
+    def decide(record: RefreshTokenRecord, session: Session, owner_disabled: bool) -> RotateDecision:
+        """Runs inside the store's transaction, with the token and session
+        locked; ``owner_disabled``: the session's user is disabled."""
         if not credentials.matches(secret, record.secret_hash):
             return RotateDecision(now, "rejected", reason="bad secret")
+        if owner_disabled:
+            # Disabling revokes every session too; this holds even for one
+            # that somehow escaped (an enable does not bring sessions back).
+            return RotateDecision(now, "rejected", reason="user disabled")
         if session.revoked_at is not None:
             return RotateDecision(now, "rejected", reason="session revoked")
         if session.cert_thumbprint and session.cert_thumbprint != call.cert_thumbprint:

@@ -9,7 +9,7 @@ from authsvc.domain.audit.record import AuditEvent, Outcome
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity import credentials
 from authsvc.domain.identity.bearer import authenticate
-from authsvc.domain.models import CallInfo
+from authsvc.domain.models import CallInfo, Session
 from authsvc.errors import InvalidArgument, PermissionDenied
 from authsvc_client import TokenRejected
 from authsvc_client._verify import read_access_token
@@ -52,26 +52,39 @@ async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:
     return int(revoked)
 
 
-async def revoke_session(deps: Deps, session_id: str, bearer: str | None, call: CallInfo) -> int:
+def session_uuid(session_id: str) -> str:
     validate.text(session_id, "session_id")
     try:
-        sid = str(uuid.UUID(session_id))
+        return str(uuid.UUID(session_id))
     except ValueError as exc:
         raise InvalidArgument("session_id is malformed") from exc
+
+
+async def revoke_session(deps: Deps, session_id: str, bearer: str | None, call: CallInfo) -> int:
+    sid = session_uuid(session_id)
     caller = authenticate(deps, bearer, call)
     admin = deps.policy.admin_scope in caller.scope
     session = await deps.store.session(sid)
     if not admin and (session is None or session.subject != caller.sub):
         # The same answer for someone else's session and for none at all.
         raise PermissionDenied()
+    return await end_session(
+        deps, session, call, actor=caller.sub, client_id=caller.client_id, detail="as admin" if admin else ""
+    )
+
+
+async def end_session(
+    deps: Deps, session: Session | None, call: CallInfo, *, actor: str, client_id: str = "", detail: str = ""
+) -> int:
+    """Revoke ``session`` for ``actor``, who was authorized by the caller."""
     if session is None:
         return 0
     now = deps.clock.now()
     event = AuditEvent.of(
-        "revoke_session", now, call=call, outcome=Outcome.OK, actor=caller.sub, subject=session.subject,
-        client_id=caller.client_id, session_id=sid, detail="as admin" if admin else "",
+        "revoke_session", now, call=call, outcome=Outcome.OK, actor=actor, subject=session.subject,
+        client_id=client_id, session_id=session.id, detail=detail,
     )  # fmt: skip
-    revoked = await deps.store.revoke_session(sid, now, now + deps.policy.revocation_ttl, audit=event)
+    revoked = await deps.store.revoke_session(session.id, now, now + deps.policy.revocation_ttl, audit=event)
     await deps.live.sync_revocations(deps.store)
     return int(revoked)
 
@@ -81,10 +94,19 @@ async def revoke_subject(deps: Deps, subject: str, bearer: str | None, call: Cal
     caller = authenticate(deps, bearer, call)
     if caller.sub != subject and deps.policy.admin_scope not in caller.scope:
         raise PermissionDenied()
+    detail = "as admin" if caller.sub != subject else ""
+    return await end_subject(deps, subject, call, actor=caller.sub, client_id=caller.client_id, detail=detail)
+
+
+async def end_subject(
+    deps: Deps, subject: str, call: CallInfo, *, actor: str, client_id: str = "", detail: str = ""
+) -> int:
+    """Revoke every session and token of ``subject`` for ``actor``, who was
+    authorized by the caller."""
     now = deps.clock.now()
     event = AuditEvent.of(
-        "revoke_subject", now, call=call, outcome=Outcome.OK, actor=caller.sub, subject=subject,
-        client_id=caller.client_id, detail="as admin" if caller.sub != subject else "",
+        "revoke_subject", now, call=call, outcome=Outcome.OK, actor=actor, subject=subject,
+        client_id=client_id, detail=detail,
     )  # fmt: skip
     count = await deps.store.revoke_subject(subject, now, now + deps.policy.revocation_ttl, audit=event)
     await deps.live.sync_revocations(deps.store)

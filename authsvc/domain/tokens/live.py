@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
@@ -45,9 +46,15 @@ class LiveState:
         # token -> claims whose signature checked out, oldest first
         self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
         self.verified_cache_size = VERIFIED_CACHE_SIZE
-        #: False while the revocation log cannot be read: revocations made on
-        #: other replicas would go unseen, so Verify fails closed.
-        self.current = True
+        #: Verify answers from memory for this many seconds after the
+        #: revocation log was last read (a failover's window, an outage);
+        #: past it, revocations made elsewhere could go unseen, so it fails
+        #: closed. Real elapsed time, not the token clock: a liveness bound.
+        self.max_staleness = 10.0
+        #: The monotonic clock that bound is measured on (tests replace it).
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._read_at = self.monotonic()
+        self._held_stale = False
         #: Called when a signing key was withdrawn on the log: the server then
         #: reloads its keys (a new signer, if the withdrawn key was signing).
         self.on_key_withdrawn: Callable[[], None] | None = None
@@ -66,6 +73,7 @@ class LiveState:
         Reads in batches, so a replica starting on a long log never holds it
         all at once."""
         now = self._clock.now()
+        started = self.monotonic()
         count = 0
         while True:
             cursor = self.revocations.cursor
@@ -78,6 +86,7 @@ class LiveState:
             if sum(e.seq > cursor for e in entries) < SYNC_BATCH:
                 break
         self.revocations.prune(now)
+        self._read_at = started  # everything revoked before then is in memory
         if count:
             log.debug("applied %d revocations (cursor %d)", count, self.revocations.cursor)
         return count
@@ -104,6 +113,17 @@ class LiveState:
                     queue.get_nowait()
                     queue.put_nowait(None)
                     break
+
+    @property
+    def current(self) -> bool:
+        """Whether the revocation set is recent enough to answer Verify from."""
+        return not self._held_stale and self.monotonic() - self._read_at <= self.max_staleness
+
+    @current.setter
+    def current(self, value: bool) -> None:
+        """``False`` holds the state stale whatever the reads do (until set
+        ``True`` again): fail closed on purpose, as tests of it do."""
+        self._held_stale = not value
 
     @property
     def low_water(self) -> int:
@@ -144,7 +164,7 @@ class LiveState:
         the moment and the caller (time, audience, scopes, binding, auth age,
         revocation) run on every call all the same."""
         if not self.current:
-            raise StoreUnavailable()
+            raise StoreUnavailable()  # fail closed: we cannot vouch for revocations
         if not requirements.require_encrypted and (
             self._policy.require_encrypted or requirements.audience in self.encryptor.required_audiences
         ):

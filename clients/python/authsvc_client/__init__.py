@@ -1,6 +1,7 @@
 """authsvc-client: what an internal service needs to use authsvc.
 
-The generated stubs (``authsvc_client.pb``, ``authsvc_client.grpc``); the
+The generated stubs (``authsvc_client.pb``, ``authsvc_client.grpc``; the
+operators' AdminService in ``authsvc_client.admin_pb``, ``admin_grpc``); the
 rules for accepting an access token, shared with authsvc's own Verify;
 :class:`AuthClient` and :class:`AsyncAuthClient` (one method per RPC);
 :class:`TokenVerifier` (local verification with a revocation stream); server
@@ -34,6 +35,8 @@ from ._models import (
     TokenPair,
     VerifyResult,
 )
+from ._proto import admin_pb2 as admin_pb
+from ._proto import admin_pb2_grpc as admin_grpc
 from ._proto import auth_pb2 as pb
 from ._proto import auth_pb2_grpc as grpc
 from ._retry import RetryPolicy
@@ -104,6 +107,8 @@ __all__ = [
     "VerifierStats",
     "VerifierUnavailable",
     "VerifyResult",
+    "admin_grpc",
+    "admin_pb",
     "async_txn_token_forwarders",
     "current_claims",
     "current_txn",
