@@ -33,6 +33,8 @@ WORKDIR /var/lib/authsvc
 ENV AUTHSVC_LISTEN=0.0.0.0:50051 \
     AUTHSVC_DATA_DIR=/var/lib/authsvc
 EXPOSE 50051
+# The gRPC health service, asked over the loopback (see `authsvc health`).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["authsvc", "health"]
 
 ENTRYPOINT ["authsvc"]
 CMD ["serve"]

@@ -25,6 +25,7 @@ from authsvc.doors import envoy, grpc_admin
 from authsvc.doors.grpc_auth import AuthServicer
 from authsvc.doors.http import Route, SidePort
 from authsvc.doors.registry import add_service, add_to_server
+from authsvc.doors.tls import ReloadingCredentials
 from authsvc.errors import StoreUnavailable
 from authsvc.metrics import Metrics
 from authsvc.store.notify import Listener
@@ -84,6 +85,7 @@ class App:
         self.health = health_aio.HealthServicer()
         self.metrics = Metrics()
         self.http: SidePort | None = None
+        self.tls: ReloadingCredentials | None = None
         self.http_port = 0
         self.port = 0
         self.deps: Deps | None = None
@@ -138,13 +140,9 @@ class App:
             if settings.tls is None:
                 self.port = server.add_insecure_port(settings.listen)
             else:
-                cert, key, ca = settings.tls.read()
-                credentials = grpc.ssl_server_credentials(
-                    [(key, cert)],
-                    root_certificates=ca,
-                    require_client_auth=ca is not None,
-                )
-                self.port = server.add_secure_port(settings.listen, credentials)
+                # Reread at each handshake: certificates rotate without a restart.
+                self.tls = ReloadingCredentials(settings.tls)
+                self.port = server.add_secure_port(settings.listen, self.tls.credentials())
         except RuntimeError:  # grpc's "failed to bind", which names no reason
             self.port = 0
         if self.port == 0:

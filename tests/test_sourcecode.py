@@ -1,5 +1,5 @@
 """The code base's own checks, run as tests: lint, types, generated code
-current, and the import rules of the layers (DESIGN.md section 3)."""
+current, and the import rules of the layers (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``authsvc serve | migrate | config | user | session | client | keys | audience | kek | audit ...``
+"""``authsvc serve | migrate | config | health | user | session | client | keys | audience | kek | audit ...``
 
 One module per group of verbs; this one parses, loads settings, finds the
 database (embedded when no URL is set) and dispatches.
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     verbs.add_parser("serve", help="run the gRPC service (migrates first)")
     verbs.add_parser("migrate", help="apply database migrations")
     verbs.add_parser("config", help="print the effective configuration (secrets masked) and check it")
+    verbs.add_parser("health", help="ask the local server's health service (exit 0 when SERVING)")
     for module in (users, clients, keys, audit):
         module.register(verbs)
     return parser
@@ -82,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("%s", warning)
     if args.verb == "config":
         return settings_verb.show(settings)
+    if args.verb == "health":
+        from authsvc.cli import health
+
+        return health.probe(settings)
     embedded: Any = None
     try:
         url, embedded = _database_url(settings, create=args.verb == "serve")

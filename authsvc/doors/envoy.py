@@ -9,7 +9,8 @@ to Envoy like one that is down, its retry policy and outlier detection apply).
 
 Per route, Envoy's ``context_extensions`` say what a token must carry:
 ``audience`` (else AUTHSVC_ENVOY_DEFAULT_AUDIENCE), ``scope`` (space-separated,
-all required) and ``max_auth_age`` (seconds). A route that says something
+all required), ``max_auth_age`` (seconds) and ``require_encrypted`` (``true``:
+only a nested JWT; the deployment's and the audience's own rule apply anyway). A route that says something
 unreadable is a broken request (INVALID_ARGUMENT, so Envoy denies it), never
 a guess.
 
@@ -62,7 +63,7 @@ class Authorizer:
         self._metrics = metrics or Metrics()
         # A route's extensions and the certificate -> checked Requirements:
         # Envoy asks with the same few over and over.
-        self._requirements: dict[tuple[str, str, str, str], Requirements] = {}
+        self._requirements: dict[tuple[str, str, str, str, str], Requirements] = {}
         # Token -> its OK answer, serialized: the answer depends on the token's
         # claims alone, and building it is most of a Check's own cost (about
         # 40 us). Every rule still runs on every call; only the wrapping is kept.
@@ -87,7 +88,7 @@ class Authorizer:
         extensions = attributes.context_extensions
         asked = (
             extensions.get("audience", ""), extensions.get("scope", ""), extensions.get("max_auth_age", ""),
-            attributes.source.certificate,
+            extensions.get("require_encrypted", ""), attributes.source.certificate,
         )  # fmt: skip
         requirements = self._requirements.get(asked)
         if requirements is None:  # checked once per distinct route and certificate
@@ -130,8 +131,11 @@ def route_requirements(request: ext.CheckRequest, default_audience: str | None) 
     max_age = extensions.get("max_auth_age", "0")
     if not (max_age.isascii() and max_age.isdigit() and int(max_age) <= _MAX_AUTH_AGE):
         raise InvalidArgument("max_auth_age must be a number of seconds")
+    encrypted = extensions.get("require_encrypted", "false")
+    if encrypted not in ("true", "false"):
+        raise InvalidArgument("require_encrypted must be true or false")
     thumbprint = peer_thumbprint(request.attributes.source.certificate)
-    return convert.requirements(audience, scopes, thumbprint, int(max_age))
+    return convert.requirements(audience, scopes, thumbprint, int(max_age), encrypted == "true")
 
 
 def peer_thumbprint(certificate: str) -> str:

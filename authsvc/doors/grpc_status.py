@@ -1,4 +1,4 @@
-"""AuthError -> one gRPC status and one fixed, safe message (DESIGN.md section 2)."""
+"""AuthError -> one gRPC status and one fixed, safe message (docs/api.md, "Status codes")."""
 
 from __future__ import annotations
 

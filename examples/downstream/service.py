@@ -6,8 +6,9 @@ service's Check with its own token (client credentials from CLIENT_ID and
 CLIENT_SECRET, refreshed before expiry). Each service names its caller in the
 trailing metadata ``x-caller``, so the chain can be seen from outside::
 
-    python examples/downstream/service.py --authsvc 127.0.0.1:50051 --audience inventory --scope inventory.read
-    CLIENT_ID=... CLIENT_SECRET=... python examples/downstream/service.py --authsvc 127.0.0.1:50051 \\
+    .venv/bin/python examples/downstream/service.py --authsvc 127.0.0.1:50051 \\
+        --audience inventory --scope inventory.read
+    CLIENT_ID=... CLIENT_SECRET=... .venv/bin/python examples/downstream/service.py --authsvc 127.0.0.1:50051 \\
         --audience orders --scope orders.read --upstream 127.0.0.1:PORT --upstream-audience inventory
 
 Loopback only, with local credentials; use ``grpc.ssl_*_credentials`` across a network.

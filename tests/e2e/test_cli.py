@@ -5,6 +5,7 @@ set-up mistake, found before anything touches the database."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Mapping
@@ -16,7 +17,7 @@ import asyncpg
 import pytest
 
 from ..support import create_database, drop_database, with_database
-from .procs import AUTHSVC, CALL_TIMEOUT, TEST_KEK, cli, server_env
+from .procs import AUTHSVC, CALL_TIMEOUT, STOP_TIMEOUT, TEST_KEK, cli, server_env, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -153,3 +154,16 @@ async def test_listings_have_headers_audiences_and_mark_mtls_clients(database, t
     assert header == ["CLIENT_ID", "NAME", "AUTH", "CERTIFICATE", "SCOPES", "AUDIENCES", "EXCHANGE"]
     assert clients["plain"][2:] == ["secret", "-", "orders.read", "orders", "-"]
     assert clients["cert"][2:] == ["mtls", "uri:spiffe://example.org/cert", "-", "orders", "-"]
+
+
+async def test_health_says_serving_for_a_live_server_and_fails_without_one(database, tmp_path):
+    env = server_env(database, tmp_path)
+    with serving(env, tmp_path / "serve.log") as (proc, addr):
+        probe = {**env, "AUTHSVC_LISTEN": addr}
+        up = run(probe, "health")
+        assert (up.returncode, up.stdout) == (0, f"{addr} SERVING\n"), up.stderr
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(STOP_TIMEOUT)
+    down = run(probe, "health")
+    assert down.returncode == 1 and f"authsvc health: {addr}: UNAVAILABLE" in down.stderr
+    assert "Traceback" not in down.stderr

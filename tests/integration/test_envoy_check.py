@@ -14,10 +14,12 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as ext_grpc
 from google.rpc import code_pb2
 
 from authsvc.doors.envoy import route_requirements
-from authsvc_client import pb
+from authsvc_client import Reason, Requirements, pb
 
 from ..tlsutil import TestCA
 from .helpers import add_client, add_user, login
+from .test_one_verdict import Corpus, corpus
+from .test_one_verdict import _by_rpc as verify_verdict
 
 NO_AUDIENCE = "audience is required (context_extensions or AUTHSVC_ENVOY_DEFAULT_AUDIENCE)"
 OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
@@ -136,6 +138,15 @@ async def test_time_rules_follow_the_clock(check, user_token, clock):
     assert challenge(await check.Check(request(value))) == (401, 'Bearer realm="orders", error="invalid_token"')
 
 
+async def test_a_route_can_require_an_encrypted_token(check, user_token):
+    value = f"Bearer {user_token.access_token}"  # signed, not encrypted
+    assert (await check.Check(request(value, require_encrypted="false"))).status.code == code_pb2.OK
+    assert challenge(await check.Check(request(value, require_encrypted="true"))) == (
+        401,
+        'Bearer realm="orders", error="invalid_token"',
+    )
+
+
 async def test_a_revoked_token_is_refused_at_once(check, stub, user_token):
     value = f"Bearer {user_token.access_token}"
     assert (await check.Check(request(value))).status.code == code_pb2.OK
@@ -164,6 +175,7 @@ async def test_unreadable_routes_and_requests_are_invalid_argument(check, channe
         ("a certificate that is not", request(value, certificate="junk"), "source certificate is malformed"),
         ("huge certificate", request(value, certificate="A" * 20000), "source certificate is too long"),
         ("bad scope", request(value, scope="a\x00b"), "required_scope is malformed"),
+        ("yes for a flag", request(value, require_encrypted="yes"), "require_encrypted must be true or false"),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await check.Check(bad)
@@ -191,3 +203,48 @@ async def test_a_stale_replica_fails_closed(check, app, user_token):
 async def test_checks_are_counted_in_the_metrics(check, app, user_token):
     await check.Check(request(f"Bearer {user_token.access_token}"))
     assert 'authsvc_rpc_total{method="Check",code="OK"}' in app.metrics.render()
+
+
+async def test_check_and_verify_give_one_verdict_on_every_token(app, stub, check, clock):
+    """Issue 12's corpus (tests/integration/test_one_verdict.py) through both
+    doors: Check allows exactly what Verify calls active, and refuses the rest
+    with the status and challenge its reason maps to. Left out: the two cases
+    that name a made-up thumbprint (a Check takes a certificate, not a
+    thumbprint: the certificate tests cover it; "bound, no cert" stays), and
+    the tokens with a leading space or a trailing newline, which no header can
+    carry (``Bearer  <token>`` is the token itself: RFC 6750 2.1 allows 1*SP,
+    and HTTP trims a field value, RFC 9110 5.5)."""
+    cases = [
+        c for c in corpus(Corpus(app, clock.now())) if not c.requirements.cert_thumbprint and c.token == c.token.strip()
+    ]
+    assert len(cases) >= 300
+    differ, counts = [], {"allowed": 0, "refused": 0}
+    for case in cases:
+        active, reason, _ = await verify_verdict(stub, case)
+        r = case.requirements
+        extensions = {"audience": r.audience, "scope": " ".join(r.scopes), "max_auth_age": str(r.max_auth_age),
+                      "require_encrypted": str(r.require_encrypted).lower()}  # fmt: skip
+        response = await check.Check(request(f"Bearer {case.token}", **extensions))
+        if active:
+            counts["allowed"] += 1
+            verdict_ok = response.status.code == code_pb2.OK
+        else:
+            counts["refused"] += 1
+            assert reason is not None
+            status = 403 if reason is Reason.MISSING_SCOPE else 401
+            verdict_ok = response.status.code != code_pb2.OK and challenge(response) == (
+                status, www_authenticate(reason, r)
+            )
+        if not verdict_ok:
+            differ.append(f"{case.name}: Verify {(active, reason)}, Check {response}")
+    assert differ == []
+    assert counts["allowed"] >= 20 and counts["refused"] >= 100
+
+
+def www_authenticate(reason: Reason, r: Requirements) -> str:
+    realm = f'Bearer realm="{r.audience}"'
+    if reason is Reason.MISSING_SCOPE:
+        return f'{realm}, error="insufficient_scope", scope="{" ".join(r.scopes)}"'
+    if reason is Reason.AUTH_TOO_OLD:
+        return f'{realm}, error="insufficient_user_authentication", max_age={r.max_auth_age}'
+    return f'{realm}, error="invalid_token"'

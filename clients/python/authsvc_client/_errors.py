@@ -1,6 +1,6 @@
 """The client's exception tree, and the one seam that builds it from gRPC errors.
 
-authsvc gives a fixed, safe message for every status (DESIGN.md section 2), so
+authsvc gives a fixed, safe message for every status (docs/api.md, "Status codes"), so
 the server's details are passed on as the message; nothing else is added.
 """
 
