@@ -1,10 +1,13 @@
-"""The Refresh ceiling: pgbench running Refresh's SQL on a scratch database.
+"""The write ceilings: pgbench running Refresh's and Revoke's SQL on a scratch
+database.
 
 The statements are authsvc's own, taken from the store module
-(``_SELECT_FOR_ROTATION`` and ``_ROTATE``, what ``rotate_refresh`` sends in one
-transaction: lock the token and its session, then spend the token, insert its
-successor, count the refresh and audit it), with each parameter replaced by a
-pgbench expression. Each pgbench client follows its own chain of tokens, as
+(``_SELECT_FOR_ROTATION`` and ``_ROTATE_AUDITED``, what ``rotate_refresh`` sends
+in one transaction: lock the token and its session, then spend the token,
+insert its successor, count the refresh and append its audit row to the
+chain; and ``_REVOKE_JTI_AUDITED``, Revoke's one statement: the log entry, its
+notice and the audit row), with each parameter replaced by a pgbench
+expression. Each pgbench client follows its own chain of tokens, as
 one session would: the token it spends is the one its previous transaction
 inserted. Prepared statements, as asyncpg uses; as many clients as authsvc's
 pool.
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import asyncpg
 
-from authsvc.store import _sessions
+from authsvc.store import _audit, _sessions
 from authsvc.store.postgres import PostgresStore
 
 from .database import create_database, drop_database
@@ -32,10 +35,23 @@ _PEER = "'ipv4:127.0.0.1:40000'"
 _AGENT = "'grpc-python-asyncio/1.85 grpc-c/50.0.0 (linux; chttp2)'"
 # The parameters of each statement, as rotate_refresh passes them.
 _SELECT_ARGS = {1: _TOKEN}
+def _audit_args(first: int, event: str, session: str) -> dict[int, str]:
+    """The audit row's parameters (``append_params``: the digest, then the
+    fields), from ``$first`` on."""
+    values = ["sha256(:r::text::bytea)", "now()", f"'{event}'", "'ok'", "'holder'", "'bench-user'", "''", session,
+              _PEER, "''", "''", "''"]  # fmt: skip
+    assert len(values) == _audit.APPEND_PARAMS
+    return {first + i: v for i, v in enumerate(values)}
+
+
 _ROTATE_ARGS = {
     1: _TOKEN, 2: "now()", 3: _NEW, 4: "NULL", 5: "NULL", 6: _PEER, 7: _AGENT, 8: _SESSION,
-    9: "'refresh'", 10: "'bench-user'", 11: "sha256(:r::text::bytea)", 12: "'{read,write}'", 13: "now()",
-    14: "now() + interval '1 day'",
+    9: "sha256(:r::text::bytea)", 10: "'{read,write}'", 11: "now()", 12: "now() + interval '1 day'",
+    **_audit_args(13, "refresh", _SESSION),
+}  # fmt: skip
+_REVOKE_ARGS = {
+    1: "'jti'", 2: "('j' || :r)", 3: "now()", 4: "now() + interval '331 seconds'", 5: "'authsvc_revocations'",
+    **_audit_args(6, "revoke_token", "NULL"),
 }  # fmt: skip
 
 
@@ -43,7 +59,7 @@ def _bind(sql: str, args: dict[int, str]) -> str:
     """The statement on one line with its $n replaced by pgbench expressions."""
     used = {int(n) for n in re.findall(r"\$(\d+)", sql)}
     if used != set(args):
-        raise RuntimeError("Refresh's SQL changed its parameters: update bench/pgbench.py to match")
+        raise RuntimeError("authsvc's SQL changed its parameters: update bench/pgbench.py to match")
     bound = re.sub(r"\$(\d+)", lambda m: args[int(m.group(1))], sql)
     return " ".join(bound.split())
 
@@ -54,12 +70,17 @@ def script() -> str:
             "\\set r random(1, 9000000000000000000)",
             "BEGIN;",
             _bind(_sessions._SELECT_FOR_ROTATION, _SELECT_ARGS) + ";",
-            _bind(_sessions._ROTATE, _ROTATE_ARGS) + ";",
+            _bind(_sessions._ROTATE_AUDITED, _ROTATE_ARGS) + ";",
             "COMMIT;",
             "\\set prev :r",
             "",
         ]
     )
+
+
+def revoke_script() -> str:
+    statement = _bind(_sessions._REVOKE_JTI_AUDITED, _REVOKE_ARGS)
+    return "\n".join(["\\set r random(1, 9000000000000000000)", statement + ";", ""])
 
 
 _POPULATE = """
@@ -151,3 +172,28 @@ async def run(admin_url: str, workdir: Path, clients: int, warmup: float, second
         chained=int(spent_after - spent_before),
         clients=clients,
     )
+
+
+async def run_revoke(admin_url: str, workdir: Path, clients: int, warmup: float, seconds: float) -> PgbenchResult:
+    """Revoke's ceiling: its one statement, as many clients as authsvc's pool."""
+    url = await create_database(admin_url, "authsvc_bench_pgrevoke")
+    try:
+        store = await PostgresStore.connect(url, min_size=1, max_size=1)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+        path = workdir / "revoke.pgbench"
+        path.write_text(revoke_script())
+        _pgbench(url, path, clients, warmup)
+        out = _pgbench(url, path, clients, seconds)
+    finally:
+        await drop_database(admin_url, url)
+    tps, latency, done = _TPS.search(out), _LATENCY.search(out), _DONE.search(out)
+    failed = _FAILED.search(out)
+    assert tps is not None and latency is not None and done is not None
+    count = int(done.group(1))
+    return PgbenchResult(
+        tps=float(tps.group(1)), latency_ms=float(latency.group(1)), transactions=count,
+        failed=int(failed.group(1)) if failed else 0, chained=count, clients=clients,
+    )  # fmt: skip

@@ -74,6 +74,7 @@ class Round:
     issue_pw: RunResult
     pgbench: PgbenchResult
     refresh: RunResult
+    pgbench_revoke: PgbenchResult  # Revoke's own statement: the Revoke row's ceiling
     exchange: RunResult  # ExchangeToken: one service token for a delegated one (RFC 8693)
     txn_local: float  # local Txn-Token verifications per second (TokenVerifier.verify_txn)
 
@@ -159,7 +160,11 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
         _tag("Refresh", n), t.server, REFRESH, [refresh_request(tok) for tok in tokens], expect=TOKENS, cycle=False
     )
 
+    say("pgbench with Revoke's SQL ...")
+    pg_revoke = await pgbench.run_revoke(t.admin_url, run.workdir, cfg.pgbench_clients, cfg.warmup, cfg.seconds)
+    say(f"  {pg_revoke.tps:,.0f} tps, {pg_revoke.latency_ms:.2f} ms average, {pg_revoke.failed} failed")
+
     return Round(
         empty, empty_after, verify_distinct, verify_hot, verify_one, check_hot, issue_cc, revoke, loc, argon,
-        reference, cores, issue_pw, pg, refresh, exchange, txn_local,
+        reference, cores, issue_pw, pg, refresh, pg_revoke, exchange, txn_local,
     )  # fmt: skip

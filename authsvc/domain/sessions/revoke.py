@@ -32,8 +32,8 @@ async def revoke_token(deps: Deps, token: str, call: CallInfo) -> int:
             "revoke_token", now, call=call, outcome=Outcome.OK, actor="holder", subject=claims.sub,
             client_id=claims.client_id, session_id=claims.sid, detail=f"jti={claims.jti}",
         )  # fmt: skip
-        await deps.store.revoke_jti(claims.jti, now, claims.exp + deps.policy.leeway + 1, audit=event)
-        await deps.live.sync_revocations(deps.store)  # this replica rejects it at once
+        entry = await deps.store.revoke_jti(claims.jti, now, claims.exp + deps.policy.leeway + 1, audit=event)
+        deps.live.apply_local([entry])  # this replica rejects it at once, without reading the log back
         return 1
     parts = credentials.split_refresh_token(token)
     if parts is None:

@@ -91,6 +91,16 @@ class LiveState:
             log.debug("applied %d revocations (cursor %d)", count, self.revocations.cursor)
         return count
 
+    def apply_local(self, entries: list[Revocation]) -> None:
+        """Entries this replica has just committed to the log: in the set and
+        out to the watchers now. Others' entries with lower numbers that are
+        not here yet become gaps, which the next sync fills (see
+        revocation_set.py), as for any entry seen out of order."""
+        fresh = self.revocations.apply(entries, self._clock.now())
+        if any(e.kind == "key" for e in fresh):
+            self._withdraw_keys()
+        self._publish(fresh)
+
     def _withdraw_keys(self) -> None:
         """A key left: out of the keyring and the JWKS, and nothing it signed
         stays verified, before any watcher hears of it."""
