@@ -29,10 +29,10 @@ DEV_KEK_FILE = "dev-kek"
 #: The data folder's default name, looked for from the working directory up.
 DATA_DIR_NAME = ".authsvc"
 #: What an integer setting counts, for its error message.
-SECONDS, MILLISECONDS, COUNT, KIB, BYTES = "seconds", "milliseconds", "a count", "KiB", "bytes"
+SECONDS, MILLISECONDS, DAYS, COUNT, KIB, BYTES = "seconds", "milliseconds", "days", "a count", "KiB", "bytes"
 #: Settings whose value may instead come from the file named by NAME_FILE (the
 #: convention of container images: a mounted secret, never in the environment).
-FILE_SETTINGS = ("AUTHSVC_KEK", "AUTHSVC_DATABASE_URL")
+FILE_SETTINGS = ("AUTHSVC_KEK", "AUTHSVC_DATABASE_URL", "AUTHSVC_LISTEN_DATABASE_URL")
 #: Variables of the test suite, not of the server: never warned about.
 _NOT_SETTINGS = ("AUTHSVC_TEST_",)
 _KEK_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
@@ -205,11 +205,11 @@ class Settings:
             key_reload_interval=float(policy.key_reload_interval),
             use_notify=not reader.flag("AUTHSVC_NO_NOTIFY"),
             database_pooling=reader.choice("AUTHSVC_DATABASE_POOLING", "session", ("session", "transaction")),
-            listen_database_url=env.get("AUTHSVC_LISTEN_DATABASE_URL") or None,
-            verify_max_staleness=float(reader.integer("AUTHSVC_VERIFY_MAX_STALENESS", 10, 0, 300)),
+            listen_database_url=reader.secret("AUTHSVC_LISTEN_DATABASE_URL", mask=mask_url),
+            verify_max_staleness=float(reader.integer("AUTHSVC_VERIFY_MAX_STALENESS", 10, 0, 300, SECONDS)),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_format=reader.choice("AUTHSVC_LOG_FORMAT", "text", ("text", "json")),
-            audit_retention_days=reader.integer("AUTHSVC_AUDIT_RETENTION_DAYS", 365, 0, 100 * 366),
+            audit_retention_days=reader.integer("AUTHSVC_AUDIT_RETENTION_DAYS", 365, 0, 100 * 366, DAYS),
             workers=reader.integer("AUTHSVC_WORKERS", 1, 1, 64, COUNT),
             envoy=reader.envoy(),
             reflection=reader.flag("AUTHSVC_REFLECTION", default=True),
