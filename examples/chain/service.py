@@ -17,10 +17,13 @@
 Messages are JSON (no .proto to compile); the Txn-Token travels in the
 ``txn-token`` metadata, put there by the client package's forwarder::
 
-    python examples/chain/service.py payments --authsvc 127.0.0.1:50051 --trust-domain example.org
-    python examples/chain/service.py orders --authsvc 127.0.0.1:50051 --trust-domain example.org --upstream HOST:PORT
-    python examples/chain/service.py gateway --authsvc 127.0.0.1:50051 --trust-domain example.org --upstream HOST:PORT
-    python examples/chain/service.py order --authsvc 127.0.0.1:50051 --upstream GATEWAY_HOST:PORT <<< 'password'
+    .venv/bin/python examples/chain/service.py payments --authsvc 127.0.0.1:50051 --trust-domain example.org
+    .venv/bin/python examples/chain/service.py orders --authsvc 127.0.0.1:50051 --trust-domain example.org \
+        --upstream PAYMENTS_HOST:PORT
+    .venv/bin/python examples/chain/service.py gateway --authsvc 127.0.0.1:50051 --trust-domain example.org \
+        --upstream ORDERS_HOST:PORT
+    .venv/bin/python examples/chain/service.py order --authsvc 127.0.0.1:50051 --upstream GATEWAY_HOST:PORT \
+        <<< 'password'
 
 gateway and orders authenticate to authsvc as service clients (CLIENT_ID and
 CLIENT_SECRET) whose exchange policy names the trust domain. Loopback only,
