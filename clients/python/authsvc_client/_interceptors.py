@@ -30,6 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ._errors import VerifierUnavailable
+from ._tracing import continued
 from ._verifier import TokenVerifier
 from ._verify import MAX_TOKEN_LENGTH, AccessClaims, Reason, Requirements, TokenRejected
 
@@ -245,7 +246,8 @@ def _wrap_async(handler: Any, admit: Callable[[Any], Any], var: contextvars.Cont
     if inspect.isasyncgenfunction(inner):
 
         async def streaming(request: Any, context: Any) -> Any:
-            claims = await admit(context)
+            with continued(context.invocation_metadata()):
+                claims = await admit(context)
             var.set(claims)  # this RPC's own task context
             async for response in inner(request, context):
                 yield response
@@ -253,7 +255,8 @@ def _wrap_async(handler: Any, admit: Callable[[Any], Any], var: contextvars.Cont
         return _rebuild(handler, **{kind: streaming})
 
     async def unary(request: Any, context: Any) -> Any:
-        claims = await admit(context)
+        with continued(context.invocation_metadata()):
+            claims = await admit(context)
         reset = var.set(claims)
         try:
             result = inner(request, context)
@@ -271,7 +274,8 @@ def _wrap_sync(handler: Any, admit: Callable[[Any], Any], var: contextvars.Conte
     if handler.response_streaming:
 
         def streaming(request: Any, context: Any) -> Any:
-            claims = admit(context)
+            with continued(context.invocation_metadata()):
+                claims = admit(context)
 
             def responses() -> Any:
                 reset = var.set(claims)
@@ -287,7 +291,8 @@ def _wrap_sync(handler: Any, admit: Callable[[Any], Any], var: contextvars.Conte
         return _rebuild(handler, **{kind: streaming})
 
     def unary(request: Any, context: Any) -> Any:
-        claims = admit(context)
+        with continued(context.invocation_metadata()):
+            claims = admit(context)
         reset = var.set(claims)  # worker threads are reused: always undo
         try:
             return inner(request, context)
