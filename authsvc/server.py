@@ -23,9 +23,9 @@ from authsvc.domain.tokens import key_rotation
 from authsvc.domain.tokens.live import LiveState
 from authsvc.doors import envoy, grpc_admin
 from authsvc.doors.grpc_auth import AuthServicer
-from authsvc.doors.oauth_http import HttpConfig, HttpDoor, tls_context
+from authsvc.doors.oauth_http import HttpConfig, HttpDoor
 from authsvc.doors.registry import add_service, add_to_server
-from authsvc.doors.tls import FollowingContext, ReloadingCredentials
+from authsvc.doors.tls import ReloadingCredentials
 from authsvc.errors import StoreUnavailable
 from authsvc.metrics import Metrics
 from authsvc.store.notify import Listener
@@ -297,8 +297,7 @@ def _http_config(settings: Settings) -> HttpConfig:
     return HttpConfig(
         issuer=settings.policy.issuer,
         public_url=settings.http_public_url,
-        # Follows the files, as the gRPC port does (doors/tls.py).
-        tls=FollowingContext(tls, tls_context).context if tls is not None else None,
+        tls=(tls.cert, tls.key, tls.client_ca) if tls is not None else None,
         mtls=tls is not None and tls.client_ca is not None,
         bound_tokens=settings.policy.bind_to_cert,
     )

@@ -7,10 +7,7 @@ already open keep what they were made with."""
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
-from collections.abc import Callable
-from pathlib import Path
 
 import grpc
 from cryptography import x509
@@ -85,48 +82,3 @@ class ReloadingCredentials:
             log.exception("reloading the TLS files failed: keeping the current ones")
             return None
 
-
-ContextBuilder = Callable[[Path, Path, "Path | None"], ssl.SSLContext]
-
-
-class FollowingContext:
-    """The same for a listener on Python's ``ssl`` (the HTTP side port).
-
-    ``context`` is the one the server wraps connections with; its SNI callback
-    runs at every ClientHello (with or without SNI) and, once the files
-    changed and are consistent, hands the connection a context newly built by
-    ``build`` from them, so the certificate, key and trusted client CAs all
-    follow the files. A half-written set keeps the last good one."""
-
-    def __init__(self, files: TlsFiles, build: ContextBuilder) -> None:
-        self._files, self._build = files, build
-        self._pem = files.read()
-        self.context = build(files.cert, files.key, files.client_ca)
-        self._current = self.context
-        self.context.sni_callback = self._choose
-        self.reloads = 0
-
-    def _choose(self, sock: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
-        try:
-            self._refresh()
-        except Exception:  # nothing may fail a handshake that the last good set would pass
-            log.exception("reloading the TLS files failed: keeping the current ones")
-        if self._current is not self.context:
-            sock.context = self._current
-
-    def _refresh(self) -> None:
-        try:
-            pem = self._files.read()
-        except OSError:
-            return  # a file mid-replace: the next handshake looks again
-        if pem == self._pem:
-            return
-        try:
-            _check(*pem)
-            fresh = self._build(self._files.cert, self._files.key, self._files.client_ca)
-        except (ValueError, OSError, ssl.SSLError) as exc:
-            log.warning("TLS files changed but are not usable yet (%s): keeping the current ones", exc)
-            return
-        self._pem, self._current = pem, fresh
-        self.reloads += 1
-        log.info("TLS certificate, key or client CA changed on disk: the HTTP side port reloaded them")

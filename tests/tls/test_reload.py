@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
-import http.client
 import io
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -129,38 +126,3 @@ async def test_a_half_written_rotation_keeps_the_current_certificate(rotating, c
     assert app.tls.reloads == 1
     assert next_server.key_pem.decode() not in caplog.text
 
-
-def https_get(port: int, roots: tuple[TestCA, ...], client: Issued | None, tmp: Path) -> int | str:
-    """GET the JWKS over a new TLS connection: the status, or the error's name."""
-    context = ssl.create_default_context(cadata=b"".join(ca.pem for ca in roots).decode())
-    if client is not None:
-        cert, key = tmp / "client.crt", tmp / "client.key"
-        cert.write_bytes(client.cert_pem)
-        key.write_bytes(client.key_pem)
-        context.load_cert_chain(cert, key)
-    connection = http.client.HTTPSConnection("localhost", port, context=context, timeout=10)
-    try:
-        connection.request("GET", "/.well-known/jwks.json")
-        return connection.getresponse().status
-    except (ssl.SSLError, OSError) as exc:
-        return type(exc).__name__
-    finally:
-        connection.close()
-
-
-async def test_the_http_side_port_follows_the_files_too(settings, database_url, tmp_path):
-    old_ca, new_ca = TestCA("old CA"), TestCA("new CA")
-    files = Files(tmp_path, TlsFiles(tmp_path / "server.crt", tmp_path / "server.key", tmp_path / "clients.pem"))
-    files.put(old_ca.issue("authsvc", server=True), (old_ca,))
-    with_http = dataclasses.replace(settings, tls=files.tls, http_listen="127.0.0.1:0")
-    old_client, new_client = old_ca.issue("billing"), new_ca.issue("billing-2")
-    async with App(with_http, database_url, clock=FakeClock()) as app:
-        get = functools.partial(asyncio.to_thread, https_get, app.http_port)
-        assert await get((old_ca,), old_client, tmp_path) == 200
-        assert await get((old_ca,), new_client, tmp_path) != 200  # a certificate of an untrusted CA
-
-        files.put(new_ca.issue("authsvc", server=True), (new_ca,))
-        assert await get((new_ca,), new_client, tmp_path) == 200  # the new certificate, the new client CA
-        assert await get((new_ca,), None, tmp_path) == 200  # a client certificate is asked for, not required
-        assert await get((old_ca,), None, tmp_path) == "SSLCertVerificationError"  # the server moved on
-        assert await get((new_ca,), old_client, tmp_path) != 200  # the old CA is no longer trusted
