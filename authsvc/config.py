@@ -29,10 +29,10 @@ DEV_KEK_FILE = "dev-kek"
 #: The data folder's default name, looked for from the working directory up.
 DATA_DIR_NAME = ".authsvc"
 #: What an integer setting counts, for its error message.
-SECONDS, MILLISECONDS, COUNT, KIB, BYTES = "seconds", "milliseconds", "a count", "KiB", "bytes"
+SECONDS, MILLISECONDS, DAYS, COUNT, KIB, BYTES = "seconds", "milliseconds", "days", "a count", "KiB", "bytes"
 #: Settings whose value may instead come from the file named by NAME_FILE (the
 #: convention of container images: a mounted secret, never in the environment).
-FILE_SETTINGS = ("AUTHSVC_KEK", "AUTHSVC_DATABASE_URL")
+FILE_SETTINGS = ("AUTHSVC_KEK", "AUTHSVC_DATABASE_URL", "AUTHSVC_LISTEN_DATABASE_URL")
 #: Variables of the test suite, not of the server: never warned about.
 _NOT_SETTINGS = ("AUTHSVC_TEST_",)
 _KEK_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
@@ -88,6 +88,11 @@ class Settings:
     listen: str = "127.0.0.1:50051"
     tls: TlsFiles | None = None
     http_listen: str | None = None
+    #: Where /metrics listens apart from the public side port (None: on it).
+    metrics_listen: str | None = None
+    #: The side port's address as its clients see it (RFC 8414 metadata);
+    #: None: derived from the address it listens on.
+    http_public_url: str | None = None
     database_url: str | None = None
     data_dir: Path = Path(".authsvc")
     kek: str | None = field(default=None, repr=False)
@@ -198,11 +203,11 @@ class Settings:
             key_reload_interval=float(policy.key_reload_interval),
             use_notify=not reader.flag("AUTHSVC_NO_NOTIFY"),
             database_pooling=reader.choice("AUTHSVC_DATABASE_POOLING", "session", ("session", "transaction")),
-            listen_database_url=env.get("AUTHSVC_LISTEN_DATABASE_URL") or None,
-            verify_max_staleness=float(reader.integer("AUTHSVC_VERIFY_MAX_STALENESS", 10, 0, 300)),
+            listen_database_url=reader.secret("AUTHSVC_LISTEN_DATABASE_URL", mask=mask_url),
+            verify_max_staleness=float(reader.integer("AUTHSVC_VERIFY_MAX_STALENESS", 10, 0, 300, SECONDS)),
             log_level=reader.choice("AUTHSVC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_format=reader.choice("AUTHSVC_LOG_FORMAT", "text", ("text", "json")),
-            audit_retention_days=reader.integer("AUTHSVC_AUDIT_RETENTION_DAYS", 365, 0, 100 * 366),
+            audit_retention_days=reader.integer("AUTHSVC_AUDIT_RETENTION_DAYS", 365, 0, 100 * 366, DAYS),
             workers=reader.integer("AUTHSVC_WORKERS", 1, 1, 64, COUNT),
             envoy=reader.envoy(),
             reflection=reader.flag("AUTHSVC_REFLECTION", default=True),
@@ -214,30 +219,34 @@ class Settings:
             # Refused before anything touches the database (no migration runs).
             raise ConfigError(_KEK_REQUIRED)
         tls = reader.tls()
-        host = settings.listen.rpartition(":")[0]
         plaintext_ok = reader.flag("AUTHSVC_INSECURE_PLAINTEXT")
-        if serving and tls is None and host not in _LOOPBACK and not plaintext_ok:
-            # Tokens and passwords must never cross a network in clear.
-            raise ConfigError(
-                "AUTHSVC_LISTEN: a non-loopback address needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY "
-                "(or AUTHSVC_INSECURE_PLAINTEXT=true behind a TLS-terminating proxy)"
-            )
+        if serving:
+            refuse_plaintext("AUTHSVC_LISTEN", settings.listen, tls, plaintext_ok)
         grpc_port = int(settings.listen.rpartition(":")[2])
         if serving and settings.workers > 1 and grpc_port == 0:
             # Workers share one port; each picking its own would split the service.
             raise ConfigError("AUTHSVC_WORKERS: more than one worker needs a fixed port in AUTHSVC_LISTEN")
         http = reader.optional_listen("AUTHSVC_HTTP_LISTEN")
-        http_port = int(http.rpartition(":")[2]) if http else 0
-        if serving and settings.workers > 1 and http_port:
-            # Worker N serves the side port on its port + N.
-            last = http_port + settings.workers - 1
-            if last > 65535 or http_port <= grpc_port <= last:
-                raise ConfigError(
-                    f"AUTHSVC_HTTP_LISTEN: workers take ports {http_port}-{last}, "
-                    "which must be valid and leave AUTHSVC_LISTEN's port alone"
-                )
+        metrics = reader.optional_listen("AUTHSVC_METRICS_LISTEN")
+        if metrics and not http:
+            raise ConfigError("AUTHSVC_METRICS_LISTEN: needs AUTHSVC_HTTP_LISTEN (it moves /metrics off that port)")
+        public_url = reader.url("AUTHSVC_HTTP_PUBLIC_URL")
+        for name, value in (("AUTHSVC_HTTP_LISTEN", http), ("AUTHSVC_METRICS_LISTEN", metrics)):
+            if serving and value:
+                # The side port carries client secrets and tokens: the same rule as gRPC's.
+                refuse_plaintext(name, value, tls, plaintext_ok)
+            port = int(value.rpartition(":")[2]) if value else 0
+            if serving and settings.workers > 1 and port:
+                # Worker N serves the side ports on their port + N.
+                last = port + settings.workers - 1
+                if last > 65535 or port <= grpc_port <= last:
+                    raise ConfigError(
+                        f"{name}: workers take ports {port}-{last}, "
+                        "which must be valid and leave AUTHSVC_LISTEN's port alone"
+                    )
         return replace(
-            settings, tls=tls, http_listen=http, allow_dev_kek=allow_dev_kek,
+            settings, tls=tls, http_listen=http, metrics_listen=metrics, http_public_url=public_url,
+            allow_dev_kek=allow_dev_kek,
             warnings=tuple(unknown_names(raw_env, seen.names)), effective=reader.all_effective(seen.names),
         )  # fmt: skip
 
@@ -270,6 +279,17 @@ class Settings:
             path,
         )
         return parse_kek(path.read_text().strip(), name=str(path))
+
+
+def refuse_plaintext(name: str, listen: str, tls: TlsFiles | None, plaintext_ok: bool) -> None:
+    """Tokens, passwords and client secrets must never cross a network in
+    clear: a listener off loopback needs TLS, or a declared TLS-terminating
+    proxy in front (AUTHSVC_INSECURE_PLAINTEXT)."""
+    if tls is None and listen.rpartition(":")[0] not in _LOOPBACK and not plaintext_ok:
+        raise ConfigError(
+            f"{name}: a non-loopback address needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY "
+            "(or AUTHSVC_INSECURE_PLAINTEXT=true behind a TLS-terminating proxy)"
+        )
 
 
 _KEK_REQUIRED = (
@@ -481,6 +501,17 @@ class _Reader:
                 raise ConfigError("AUTHSVC_TLS_CLIENT_CA: needs AUTHSVC_TLS_CERT and AUTHSVC_TLS_KEY")
             return None
         return TlsFiles(cert, key, ca)
+
+    def url(self, name: str) -> str | None:
+        raw = self._env.get(name)
+        if not raw:
+            self._note(name, "unset (derived)", False)
+            return None
+        scheme, sep, rest = raw.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or any(c in raw for c in "?# ") or len(raw) > 256:
+            raise ConfigError(f"{name}: expected an http(s) URL without query or fragment, got {raw!r}")
+        self._note(name, raw, True)
+        return raw.rstrip("/")
 
     def header(self, name: str, default: str) -> str:
         value = (self._env.get(name) or default).lower()  # HTTP/2 field names are lower case

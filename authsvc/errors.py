@@ -141,3 +141,16 @@ class BearerWrongAudience(BearerRejected):
         "this call needs a token whose only audience is {audience}: log in again asking for the audience "
         "{audience} alone"
     )
+
+
+# Codes whose message is fixed whatever the error said, so that no cause leaks
+# (every front door answers with these).
+_FIXED_MESSAGES = {
+    Code.INVALID_CREDENTIALS: "invalid credentials",
+    Code.UNAVAILABLE: "service unavailable, retry later",
+}
+
+
+def safe_message(error: AuthError) -> str:
+    """The message a caller may see for ``error``."""
+    return _FIXED_MESSAGES.get(error.code, error.message)

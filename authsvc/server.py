@@ -23,7 +23,7 @@ from authsvc.domain.tokens import key_rotation
 from authsvc.domain.tokens.live import LiveState
 from authsvc.doors import envoy, grpc_admin
 from authsvc.doors.grpc_auth import AuthServicer
-from authsvc.doors.http import Route, SidePort
+from authsvc.doors.oauth_http import HttpConfig, HttpDoor, tls_context
 from authsvc.doors.registry import add_service, add_to_server
 from authsvc.doors.tls import ReloadingCredentials
 from authsvc.errors import StoreUnavailable
@@ -84,9 +84,11 @@ class App:
         self.clock = clock or SystemClock()
         self.health = health_aio.HealthServicer()
         self.metrics = Metrics()
-        self.http: SidePort | None = None
+        self.http: HttpDoor | None = None
         self.tls: ReloadingCredentials | None = None
         self.http_port = 0
+        self.metrics_port = 0
+        self._stopping = False
         self.port = 0
         self.deps: Deps | None = None
         self._server: grpc.aio.Server | None = None
@@ -167,15 +169,22 @@ class App:
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
         self._tasks.append(asyncio.create_task(self._keys_loop(), name="keys"))
         if settings.http_listen:
-            self.http = SidePort(self._http_routes())
-            http_listen = _worker_port(settings.http_listen, self.worker)
-            self.http_port = await self.http.start(http_listen)
-            log.info("HTTP side port on %s (port %d)", http_listen, self.http_port)
+            await self._start_http(settings.http_listen)
         await self._set_health(_SERVING)  # database reached, signing key loaded
         log.info("authsvc serving on %s (port %d)", settings.listen, self.port)
         return self.port
 
-    def _http_routes(self) -> dict[str, Route]:
+    async def _start_http(self, listen: str) -> None:
+        assert self.deps is not None
+        settings = self.settings
+        self._http_gauges()
+        self.http = HttpDoor(self.deps, self.metrics, self.ready, _http_config(settings))
+        metrics_listen = _worker_port(settings.metrics_listen, self.worker) if settings.metrics_listen else None
+        self.http_port = await self.http.start(_worker_port(listen, self.worker), metrics_listen)
+        self.metrics_port = self.http.metrics_port
+        log.info("HTTP side port on port %d, metrics on port %d", self.http_port, self.metrics_port)
+
+    def _http_gauges(self) -> None:
         assert self.deps is not None
         live = self.deps.live
         self.metrics.gauge("authsvc_revocations", "Revocations held in memory.", lambda: len(live.revocations))
@@ -183,14 +192,9 @@ class App:
         self.metrics.gauge("authsvc_published_keys", "Keys in the JWKS.", lambda: len(live.keyring.kids))
         self.metrics.gauge("authsvc_up", "1 while the database is reachable.", lambda: float(self._healthy))
 
-        def healthz() -> tuple[int, str, str]:
-            return (200, "text/plain", "ok\n") if self._healthy else (503, "text/plain", "unavailable\n")
-
-        return {
-            "/.well-known/jwks.json": lambda: (200, "application/jwk-set+json", live.keyring.jwks_json),
-            "/metrics": lambda: (200, "text/plain; version=0.0.4", self.metrics.render()),
-            "/healthz": healthz,
-        }
+    def ready(self) -> bool:
+        """Readiness (/readyz): the database answers and no shutdown has begun."""
+        return self._healthy and not self._stopping
 
     async def __aenter__(self) -> App:
         await self.start()
@@ -267,6 +271,7 @@ class App:
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING first, so balancers drain; in-flight calls then get
         ``grace`` seconds to finish."""
+        self._stopping = True
         await self._set_health(_NOT_SERVING)
         if self.deps is not None:
             self.deps.live.close_subscribers()  # watch streams end; clients resume elsewhere
@@ -285,6 +290,17 @@ class App:
             await self._store.close()
         if self._passwords is not None:
             self._passwords.close()
+
+
+def _http_config(settings: Settings) -> HttpConfig:
+    tls = settings.tls
+    return HttpConfig(
+        issuer=settings.policy.issuer,
+        public_url=settings.http_public_url,
+        tls=tls_context(tls.cert, tls.key, tls.client_ca) if tls is not None else None,
+        mtls=tls is not None and tls.client_ca is not None,
+        bound_tokens=settings.policy.bind_to_cert,
+    )
 
 
 def _worker_port(listen: str, worker: int | None) -> str:

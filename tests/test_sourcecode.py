@@ -128,7 +128,8 @@ def test_domain_imports_neither_grpc_nor_asyncpg() -> None:
     domain = ROOT / "authsvc" / "domain"
     assert list(domain.glob("*.py")), "no domain modules found"
     forbidden = (
-        "grpc", "grpc_health", "grpc_reflection", "asyncpg", "authsvc.doors", "authsvc.store", "authsvc.server",
+        "grpc", "grpc_health", "grpc_reflection", "asyncpg", "aiohttp", "authsvc.doors", "authsvc.store",
+        "authsvc.server",
     )
     assert _violations(domain, forbidden) == []
 

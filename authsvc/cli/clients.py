@@ -1,4 +1,4 @@
-"""``authsvc client add | list``"""
+"""``authsvc client add | list | rotate-secret``"""
 
 from __future__ import annotations
 
@@ -62,6 +62,16 @@ async def _client_list(settings: Settings, store: PostgresStore, args: argparse.
     return 0
 
 
+async def _client_rotate(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    secret = await clients.rotate_secret(
+        store, SystemClock(), settings.policy, args.client_id, args.overlap, OPERATOR
+    )
+    overlap = settings.policy.client_secret_overlap if args.overlap is None else args.overlap
+    print(f"client_secret: {secret}")
+    print(f"the old secret works for {overlap} more second(s); the new one is shown only now", file=sys.stderr)
+    return 0
+
+
 def register(verbs: Verbs) -> None:
     client = verbs.add_parser("client", help="manage service clients").add_subparsers(dest="action", required=True)
     cadd = client.add_parser("add", help="add a client; prints its secret once")
@@ -73,3 +83,9 @@ def register(verbs: Verbs) -> None:
     tls.add_argument("--tls-thumbprint", help="authenticate by mTLS certificate with this base64url SHA-256")
     cadd.set_defaults(run=_client_add)
     client.add_parser("list", help="list clients").set_defaults(run=_client_list)
+    rotate = client.add_parser("rotate-secret", help="a new secret, printed once; the old one works for an overlap")
+    rotate.add_argument("client_id")
+    rotate.add_argument(
+        "--overlap", type=int, default=None, help="seconds the old secret still works (AUTHSVC_CLIENT_SECRET_OVERLAP)"
+    )
+    rotate.set_defaults(run=_client_rotate)

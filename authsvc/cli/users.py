@@ -1,4 +1,4 @@
-"""``authsvc user add | list | passwd | reset-mfa``"""
+"""``authsvc user add | list | passwd | reset-mfa | disable | enable``, ``authsvc session list``"""
 
 from __future__ import annotations
 
@@ -87,6 +87,16 @@ async def _session_list(settings: Settings, store: PostgresStore, args: argparse
     return 0
 
 
+async def _user_disable(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    user_id = await find_user(store, args.name)
+    if user_id is None:
+        return 1
+    disabled = args.action == "disable"
+    count = await accounts.set_disabled(store, SystemClock(), settings.policy, user_id, disabled, OPERATOR)
+    print(f"{args.name} disabled; {count} session(s) revoked" if disabled else f"{args.name} enabled")
+    return 0
+
+
 def register(verbs: Verbs) -> None:
     user = verbs.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     add = user.add_parser("add", help="add a user; the password is read from a prompt or stdin")
@@ -103,6 +113,12 @@ def register(verbs: Verbs) -> None:
     reset = user.add_parser("reset-mfa", help="remove the user's TOTP and recovery codes; revokes all sessions")
     reset.add_argument("name")
     reset.set_defaults(run=_user_reset_mfa)
+    disable = user.add_parser("disable", help="refuse the user's logins and refreshes; revokes all sessions at once")
+    disable.add_argument("name")
+    disable.set_defaults(run=_user_disable)
+    enable = user.add_parser("enable", help="let a disabled user log in again (old sessions stay revoked)")
+    enable.add_argument("name")
+    enable.set_defaults(run=_user_disable)
 
     session = verbs.add_parser("session", help="sessions").add_subparsers(dest="action", required=True)
     slist = session.add_parser("list", help="a user's sessions")

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import uuid
 from typing import Any, TypeAlias
 
 import grpc
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from authsvc import telemetry
 from authsvc.domain import validate
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
+from authsvc.doors import peer_cert
 from authsvc.errors import BearerMalformed, InvalidArgument
 from authsvc_client import AccessClaims, Reason, Requirements, pb
 
@@ -62,17 +60,11 @@ def peer_certificate(context: Context) -> tuple[str, tuple[str, ...]]:
 
 def certificate_identity(pem: bytes) -> tuple[str, tuple[str, ...]]:
     """A PEM certificate as (base64url SHA-256 of its DER, RFC 8705 section
-    3.1; its URI SANs). The one place a thumbprint is computed: the gRPC
-    port's own mTLS and the certificate Envoy passes in a Check.
+    3.1; its URI SANs), by peer_cert.py, which the HTTP door (DER from its
+    TLS connection) shares: the gRPC port's own mTLS and the certificate
+    Envoy passes in a Check.
     Raises ValueError when ``pem`` is not a certificate."""
-    cert = x509.load_pem_x509_certificate(pem)
-    digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uris = tuple(sans.get_values_for_type(x509.UniformResourceIdentifier))
-    except x509.ExtensionNotFound:
-        uris = ()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode(), uris
+    return peer_cert.identity(x509.load_pem_x509_certificate(pem))
 
 
 def bearer(context: Context) -> str | None:

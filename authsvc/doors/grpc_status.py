@@ -14,7 +14,7 @@ import grpc
 from authsvc import logs, telemetry
 from authsvc.doors.convert import Context
 from authsvc.doors.registry import OVERSIZE
-from authsvc.errors import AuthError, Code, InvalidArgument, Throttled
+from authsvc.errors import AuthError, Code, InvalidArgument, Throttled, safe_message
 from authsvc.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,12 @@ _STATUS = {
     Code.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     Code.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
-# Codes whose message is fixed whatever the error said, so that no cause leaks.
-_FIXED = {
-    Code.INVALID_CREDENTIALS: "invalid credentials",
-    Code.UNAVAILABLE: "service unavailable, retry later",
-}
 INTERNAL_MESSAGE = "internal error"
 RETRY_AFTER_KEY = "retry-after-ms"
 
 
 def status_of(error: AuthError) -> tuple[grpc.StatusCode, str]:
-    return _STATUS[error.code], _FIXED.get(error.code, error.message)
+    return _STATUS[error.code], safe_message(error)
 
 
 async def abort_with(context: Context, error: AuthError) -> None:

@@ -90,5 +90,35 @@ async def test_the_readme_admin_walkthrough(database, tmp_path):
         for current in (secret, rotated["client_secret"]):
             answer = issue(addr, {"client": {"client_id": client_id, "client_secret": current}})
             assert answer.returncode == 0, answer.stderr
-        assert secret not in (tmp_path / "serve.log").read_text()
-        assert rotated["client_secret"] not in (tmp_path / "serve.log").read_text()
+        log = (tmp_path / "serve.log").read_text()
+        for never in (secret, rotated["client_secret"], "a long admin passphrase", "another long passphrase"):
+            assert never not in log
+
+
+async def test_the_cli_disables_and_rotates_on_the_database(database, tmp_path):
+    """The same rules without the server's API: what an operator uses to bootstrap,
+    or when the API is not reachable. A running server sees the change at once."""
+    env = server_env(database, tmp_path / "data")
+    cli(env, "user", "add", "carol", "--scope", "read", "--audience", "orders", "--password-stdin",
+        stdin="a third long passphrase\n")  # fmt: skip
+    printed = cli(env, "client", "add", "ledger", "--scope", "orders.read", "--audience", "orders")
+    made = re.fullmatch(r"client_id:\s+(\S+)\nclient_secret:\s+(\S+)\n", printed)
+    assert made, printed
+    client_id, old = made.groups()
+    carol = {"password": {"username": "carol", "password": "a third long passphrase"}}
+    with serving(env, tmp_path / "serve.log") as (_, addr):
+        assert issue(addr, carol).returncode == 0
+        assert cli(env, "user", "disable", "carol") == "carol disabled; 1 session(s) revoked\n"
+        refused = issue(addr, carol)
+        assert refused.returncode != 0 and "Unauthenticated" in refused.stderr
+        assert cli(env, "user", "enable", "carol") == "carol enabled\n"
+        assert issue(addr, carol).returncode == 0
+
+        printed = cli(env, "client", "rotate-secret", client_id, "--overlap", "0")
+        rotated = re.fullmatch(r"client_secret: (\S+)\n", printed)
+        assert rotated, "unexpected `client rotate-secret` output"
+        assert issue(addr, {"client": {"client_id": client_id, "client_secret": old}}).returncode != 0
+        assert issue(addr, {"client": {"client_id": client_id, "client_secret": rotated.group(1)}}).returncode == 0
+        events = [line for line in cli(env, "audit", "list", "--subject", client_id, "--json").splitlines() if line]
+        rotation = [json.loads(line) for line in events if '"client_secret_rotated"' in line]
+        assert len(rotation) == 1 and rotation[0]["actor"].startswith("cli:")

@@ -26,7 +26,7 @@ STALENESS = 4  # seconds: AUTHSVC_VERIFY_MAX_STALENESS of the replicas
 RECONCILE_MS = 200
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     with Cluster() as running:
         yield running

@@ -95,6 +95,8 @@ class Load:
         self._tasks: list[asyncio.Task[None]] = []
         self._writers: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._writing = asyncio.Event()
+        self._writing.set()
         self.valid_token = ""  # one token no one revokes: Verify's control
         self._rng = random.Random(16)
 
@@ -112,17 +114,18 @@ class Load:
                 self._writers.append(asyncio.create_task(self._worker(replica)))
 
     async def stop_writers(self) -> None:
-        """End the workers (a call in flight is cancelled, so never acknowledged)."""
-        for task in self._writers:
-            task.cancel()
-        await asyncio.gather(*self._writers, return_exceptions=True)
+        """Let every worker finish the call it is in, then end: a call cancelled
+        in flight could commit without the record knowing (the database would
+        then rightly hold a token the client never saw)."""
+        self._writing.clear()
+        await asyncio.wait_for(asyncio.gather(*self._writers), DECIDE_TIMEOUT + CALL_TIMEOUT)
 
     async def stop(self) -> None:
-        await self.stop_writers()
+        self._writing.clear()
         self._stop.set()
-        for task in self._tasks:
+        for task in self._writers + self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._writers, *self._tasks, return_exceptions=True)
         for ch in self._channels:
             await ch.close(None)
 
@@ -203,17 +206,21 @@ class Load:
     async def _worker(self, replica: int) -> None:
         stub = self.stubs[replica]
         client = pb.IssueRequest(client=pb.ClientCredential(client_id=self._client[0], client_secret=self._client[1]))
-        while not self._stop.is_set():
+        while self._writing.is_set():
             pair = await self._login(replica, self._rng.choice(self._users))
             await asyncio.sleep(PAUSE)
             if pair is None:
                 continue
             for _ in range(2):
+                if not self._writing.is_set():
+                    return
                 fresh = await self._refresh(self._other(replica), pair)
                 await asyncio.sleep(PAUSE)
                 if fresh is None:
                     break
                 pair = fresh
+            if not self._writing.is_set():
+                return
             await self._timed("issue_client", replica, lambda: stub.Issue(client, timeout=CALL_TIMEOUT))
             await self._revoke(self._other(replica), pair.access_token)
             await asyncio.sleep(PAUSE)

@@ -81,3 +81,23 @@ async def test_a_request_that_does_not_parse(channel, as_admin):
         "/authsvc.admin.v1.AdminService/GetUser", request_serializer=None, response_deserializer=None
     )
     await fails(call(b"\xff\xff\xff", metadata=as_admin), C.INVALID_ARGUMENT, "malformed request")
+
+
+async def test_authservice_admin_paths_follow_the_same_rule(admin, stub, store, passwords, clock):
+    """Revoke and ListSessions of someone else's, on AuthService, are admin
+    calls too: the same rule (domain/admin/authz.py), the same audit."""
+    operator = await admin_user(store, passwords, clock)
+    other = await add_user(store, passwords, clock)
+    pair = await self_login(stub, operator)
+    listing = pb.ListSessionsRequest(subject=other.id)
+    assert (await stub.ListSessions(listing, metadata=bearer(pair.access_token))).sessions is not None
+    for _ in range(4):  # 1120 s after the login: the token is fresh, the login is not
+        clock.advance(280)
+        pair = (await stub.Refresh(pb.RefreshRequest(refresh_token=pair.refresh_token))).tokens
+    metadata = bearer(pair.access_token)
+    await fails(stub.ListSessions(listing, metadata=metadata), C.FAILED_PRECONDITION, "recent authentication required")
+    await fails(stub.Revoke(pb.RevokeRequest(subject=other.id), metadata=metadata), C.FAILED_PRECONDITION)
+    assert (await stub.ListSessions(pb.ListSessionsRequest(), metadata=metadata)).sessions  # its own: no admin rule
+    row = await store._pool.fetchrow("SELECT * FROM audit_log WHERE event = 'admin_denied' ORDER BY seq DESC LIMIT 1")
+    denied = (row["actor"], row["subject"], row["detail"])
+    assert denied == (operator.id, other.id, "action=Revoke reason=login too old")

@@ -62,6 +62,20 @@ async def test_metrics_count_rpcs_by_code(side):
     assert "authsvc_up 1" in text
 
 
+async def test_health_and_metrics_are_never_cached(side):
+    for path in ("/healthz", "/livez", "/readyz", "/metrics"):
+        status, headers, _ = await asyncio.to_thread(fetch, side.http_port, path)
+        assert (status, headers["Cache-Control"]) == (200, "no-store"), path
+
+
+async def test_cors_preflight_on_the_public_documents(side):
+    for path in ("/.well-known/jwks.json", "/.well-known/oauth-authorization-server"):
+        status, headers, body = await asyncio.to_thread(fetch, side.http_port, path, "OPTIONS")
+        assert status == 204 and body == b"", path
+        assert headers["Access-Control-Allow-Origin"] == "*"
+        assert "GET" in headers["Access-Control-Allow-Methods"]
+
+
 async def test_health_and_refusals(side):
     assert (await asyncio.to_thread(fetch, side.http_port, "/healthz"))[:1] == (200,)
     assert (await asyncio.to_thread(fetch, side.http_port, "/nothing"))[0] == 404
@@ -71,4 +85,4 @@ async def test_health_and_refusals(side):
     writer.write(b"\xff" * 10000 + b"\r\n\r\n")
     answer = await asyncio.wait_for(reader.read(), 5)
     writer.close()
-    assert answer.startswith(b"HTTP/1.1 4")
+    assert answer.startswith(b"HTTP/1.") and answer.split(b" ")[1] == b"400"

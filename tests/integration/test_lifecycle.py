@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
+import httpx2
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -16,7 +18,7 @@ from authsvc_client import grpc as pb_grpc
 from authsvc_client import pb
 
 from ..support import FakeClock, create_database, drop_database
-from .helpers import add_user, login
+from .helpers import add_client, add_user, login
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -58,14 +60,24 @@ async def test_revocation_survives_restart_and_is_seen_by_a_new_replica(settings
         assert (await stub.GetJWKS(pb.GetJWKSRequest())).jwks_json == first.deps.live.keyring.jwks_json
 
 
+async def http_status(port: int, path: str, data: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    async with httpx2.AsyncClient(timeout=5) as client:
+        url = f"http://127.0.0.1:{port}{path}"
+        answer = await (client.get(url) if data is None else client.post(url, data=data))
+        return answer.status_code, dict(answer.headers)
+
+
 async def test_database_outage_fails_closed_then_recovers(settings, own_db, admin_url, passwords):
     clock = FakeClock()
-    app = App(settings, own_db, clock=clock)
+    app = App(dataclasses.replace(settings, http_listen="127.0.0.1:0"), own_db, clock=clock)
     await app.start()
     name = urlsplit(own_db).path.lstrip("/")
     admin = await asyncpg.connect(admin_url)
     try:
         user = await add_user(app.deps.store, passwords, clock)
+        client = await add_client(app.deps.store, clock)
+        token_request = {"grant_type": "client_credentials", "client_id": client.id, "client_secret": client.secret}
+        assert (await http_status(app.http_port, "/readyz"))[0] == 200
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
             stub = pb_grpc.AuthServiceStub(ch)
             pair = await login(stub, user)
@@ -78,6 +90,12 @@ async def test_database_outage_fails_closed_then_recovers(settings, own_db, admi
                 "service unavailable, retry later",
             )
             await _until(lambda: health(app.port), NOT_SERVING)
+            # Not ready, yet alive (a restart would not help); OAuth fails closed with a 503.
+            assert (await http_status(app.http_port, "/readyz"))[0] == 503
+            assert (await http_status(app.http_port, "/healthz"))[0] == 503
+            assert (await http_status(app.http_port, "/livez"))[0] == 200
+            status, headers = await http_status(app.http_port, "/oauth2/token", token_request)
+            assert (status, headers["retry-after"]) == (503, "1")
             # Within its staleness bound Verify answers from memory (a
             # failover's window costs verifiers nothing)...
             ticks = FakeClock(start=0.0)
@@ -92,6 +110,8 @@ async def test_database_outage_fails_closed_then_recovers(settings, own_db, admi
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             await _until(lambda: health(app.port), SERVING)
             assert (await login(stub, user)).access_token
+            assert (await http_status(app.http_port, "/readyz"))[0] == 200
+            assert (await http_status(app.http_port, "/oauth2/token", token_request))[0] == 200
             assert (await stub.Verify(pb.VerifyRequest(token=pair.access_token, audience="orders"))).active
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

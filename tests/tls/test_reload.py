@@ -6,7 +6,9 @@ the CA that signs client certificates."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import io
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +23,8 @@ from authsvc_client import pb
 
 from ..support import FakeClock
 from ..tlsutil import Issued, TestCA
+
+STOP_TIMEOUT = 60.0
 
 
 @dataclasses.dataclass
@@ -47,8 +51,16 @@ async def rotating(settings, database_url, tmp_path) -> AsyncIterator[tuple[App,
     old_ca = TestCA("old CA")
     files = Files(tmp_path, TlsFiles(tmp_path / "server.crt", tmp_path / "server.key", tmp_path / "clients.pem"))
     files.put(old_ca.issue("authsvc", server=True), (old_ca,))
-    async with App(dataclasses.replace(settings, tls=files.tls), database_url, clock=FakeClock()) as app:
-        yield app, files, old_ca
+    app = App(dataclasses.replace(settings, tls=files.tls), database_url, clock=FakeClock())
+    await app.start()
+    yield app, files, old_ca
+    try:  # bounded, and saying where it stuck: one full-suite run once hung here
+        await asyncio.wait_for(app.stop(), STOP_TIMEOUT)
+    except TimeoutError:
+        stacks = io.StringIO()
+        for task in asyncio.all_tasks():
+            task.print_stack(file=stacks)
+        pytest.fail(f"App.stop did not finish in {STOP_TIMEOUT}s; tasks:\n{stacks.getvalue()}")
 
 
 def channel(app: App, roots: tuple[TestCA, ...], client: Issued) -> grpc.aio.Channel:

@@ -353,6 +353,31 @@ def test_workers_ports_must_not_collide(listen: str, http: str) -> None:
     assert Settings.from_env(ok).http_listen == "127.0.0.1:50052"
 
 
+def test_the_http_side_ports_refuse_plaintext_off_loopback() -> None:
+    for name in ("AUTHSVC_HTTP_LISTEN", "AUTHSVC_METRICS_LISTEN"):
+        env = {"AUTHSVC_HTTP_LISTEN": "127.0.0.1:8080", name: "0.0.0.0:9090"}
+        exc = config_error(env)
+        assert str(exc).startswith(f"{name}:") and "AUTHSVC_TLS_CERT" in str(exc)
+        assert Settings.from_env({**env, "AUTHSVC_INSECURE_PLAINTEXT": "true"}).http_listen
+        assert Settings.from_env(env, serving=False).http_listen  # admin commands open no listener
+
+
+def test_metrics_listen_needs_the_side_port() -> None:
+    assert str(config_error({"AUTHSVC_METRICS_LISTEN": "127.0.0.1:9090"})).startswith("AUTHSVC_METRICS_LISTEN:")
+    env = {"AUTHSVC_HTTP_LISTEN": "127.0.0.1:8080", "AUTHSVC_METRICS_LISTEN": "127.0.0.1:9090"}
+    assert Settings.from_env(env).metrics_listen == "127.0.0.1:9090"
+    workers = {**env, "AUTHSVC_WORKERS": "2", "AUTHSVC_LISTEN": "127.0.0.1:9091"}
+    assert str(config_error(workers)).startswith("AUTHSVC_METRICS_LISTEN:")  # worker 1 would take 9091
+
+
+@pytest.mark.parametrize("value", ["ftp://x", "https://a.example/?q=1", "https://a.example/#f", "auth.example"])
+def test_bad_public_url(value: str) -> None:
+    env = {"AUTHSVC_HTTP_LISTEN": "127.0.0.1:8080", "AUTHSVC_HTTP_PUBLIC_URL": value}
+    assert str(config_error(env)).startswith("AUTHSVC_HTTP_PUBLIC_URL:")
+    good = {**env, "AUTHSVC_HTTP_PUBLIC_URL": "https://auth.example.com/"}
+    assert Settings.from_env(good).http_public_url == "https://auth.example.com"
+
+
 # --- integers say what they count ----------------------------------------------------
 
 CONFIG_SOURCE = (Path(__file__).resolve().parents[2] / "authsvc" / "config.py").read_text(encoding="utf-8")

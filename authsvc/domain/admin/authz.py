@@ -17,7 +17,8 @@ from authsvc.domain.audit.record import Outcome
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity.bearer import authenticate
 from authsvc.domain.models import CallInfo
-from authsvc.errors import AuthError, PermissionDenied
+from authsvc.errors import AuthError, PermissionDenied, ReauthRequired
+from authsvc_client import AccessClaims
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,23 +35,37 @@ async def authorize(deps: Deps, bearer: str | None, call: CallInfo, action: str,
     AuthError. Every admin call leaves an audit event with its actor: granted
     (``admin_call``) or not (``admin_denied``); what a call changes is audited
     as well, by the use case that changes it."""
-    now = deps.clock.now()
     try:
-        claims = authenticate(deps, bearer, call, max_auth_age=deps.policy.admin_recent_auth)
+        claims = authenticate(deps, bearer, call)
     except AuthError as exc:
         await deps.store.audit(
-            "admin_denied", now, outcome=Outcome.FAILED, subject=target, call=call,
+            "admin_denied", deps.clock.now(), outcome=Outcome.FAILED, subject=target, call=call,
             detail=f"action={action} reason={exc.code.value}",
         )  # fmt: skip
         raise
+    return await admit(deps, claims, call, action, target)
+
+
+async def admit(deps: Deps, claims: AccessClaims, call: CallInfo, action: str, target: str = "") -> Actor:
+    """The admin rule, on the claims of a token already verified for authsvc
+    alone: the admin scope, and a recent login. Also what AuthService's
+    Revoke and ListSessions apply when a caller acts on someone else's."""
+    now = deps.clock.now()
     # A user's token carries its session; a client's has none (sub is the client id).
     actor = Actor(claims.sub, claims.client_id, "user" if claims.sid else "client")
-    if deps.policy.admin_scope not in claims.scope:
+
+    async def denied(outcome: Outcome, reason: str) -> None:
         await deps.store.audit(
-            "admin_denied", now, outcome=Outcome.DENIED, actor=actor.id, client_id=actor.client_id,
-            subject=target, call=call, detail=f"action={action} reason=scope",
+            "admin_denied", now, outcome=outcome, actor=actor.id, client_id=actor.client_id, subject=target,
+            call=call, detail=f"action={action} reason={reason}",
         )  # fmt: skip
+
+    if deps.policy.admin_scope not in claims.scope:
+        await denied(Outcome.DENIED, "scope")
         raise PermissionDenied("the admin scope is required")
+    if not claims.auth_time or now - claims.auth_time > deps.policy.admin_recent_auth:
+        await denied(Outcome.DENIED, "login too old")
+        raise ReauthRequired("recent authentication required")
     await deps.store.audit(
         "admin_call", now, outcome=Outcome.OK, actor=actor.id, client_id=actor.client_id, subject=target,
         call=call, detail=f"action={action}",

@@ -122,26 +122,10 @@ async def issue_with_client(
     """OAuth client credentials: an access token only, no session, no refresh
     token. A client registered for mTLS (RFC 8705 section 2) proves itself with
     its certificate and sends no secret."""
-    validate.text(client_id, "client_id")
-    if client_secret:
-        validate.text(client_secret, "client_secret", validate.MAX_SECRET)
     audiences, scopes = validate.names(audiences, "audience"), validate.names(scopes, "scope")
+    client = await authenticate_client(deps, client_id, client_secret, call)
     now = deps.clock.now()
-    client = await deps.store.client_by_id(client_id)
-    if client is not None and (client.tls_san_uri or client.tls_thumbprint):
-        ok = not client_secret and _certificate_matches(client, call)
-    else:
-        ok = bool(client_secret) and _secret_matches(client, client_secret, now)
-    method = "mtls" if client is not None and (client.tls_san_uri or client.tls_thumbprint) else "secret"
-    if client is None or not ok or client.disabled:
-        why = "unknown client" if client is None else "disabled" if client.disabled else f"bad {method}"
-        known = client_id if client else ""
-        await deps.store.audit(
-            "client_auth_failed", now, outcome=Outcome.FAILED, actor=known, subject=known, client_id=known,
-            call=call, detail=f"method={method} reason={why}",
-        )  # fmt: skip
-        security.login_failed(method, known, why, call)
-        raise InvalidCredentials()
+    method = _auth_method(client)
     granted_aud = narrow(audiences, client.audiences, "audience")
     granted_scopes = narrow(scopes, client.scopes, "scope")
     token, _, exp = access_token(
@@ -162,6 +146,36 @@ async def issue_with_client(
         call=call, detail=f"method={method}",
     )  # fmt: skip
     return TokenPair(access_token=token, expires_in=exp - int(now), scopes=granted_scopes)
+
+
+async def authenticate_client(deps: Deps, client_id: str, client_secret: str, call: CallInfo) -> Client:
+    """The client, if it proved itself: its secret, or for a client registered
+    for mTLS (RFC 8705 section 2) its certificate and no secret. What the
+    client-credentials grant and every endpoint that takes client
+    authentication (introspection, revocation) check."""
+    validate.text(client_id, "client_id")
+    if client_secret:
+        validate.text(client_secret, "client_secret", validate.MAX_SECRET)
+    client = await deps.store.client_by_id(client_id)
+    if client is not None and (client.tls_san_uri or client.tls_thumbprint):
+        ok = not client_secret and _certificate_matches(client, call)
+    else:
+        ok = bool(client_secret) and _secret_matches(client, client_secret, deps.clock.now())
+    method = _auth_method(client)
+    if client is None or not ok or client.disabled:
+        why = "unknown client" if client is None else "disabled" if client.disabled else f"bad {method}"
+        known = client_id if client else ""
+        await deps.store.audit(
+            "client_auth_failed", deps.clock.now(), outcome=Outcome.FAILED, actor=known, subject=known,
+            client_id=known, call=call, detail=f"method={method} reason={why}",
+        )  # fmt: skip
+        security.login_failed(method, known, why, call)
+        raise InvalidCredentials()
+    return client
+
+
+def _auth_method(client: Client | None) -> str:
+    return "mtls" if client is not None and (client.tls_san_uri or client.tls_thumbprint) else "secret"
 
 
 def _secret_matches(client: Client | None, secret: str, now: float) -> bool:

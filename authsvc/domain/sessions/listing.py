@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from authsvc.domain import validate
+from authsvc.domain.admin.authz import admit
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity.bearer import authenticate
 from authsvc.domain.models import CallInfo, Session
@@ -16,8 +17,10 @@ async def list_sessions(
     if subject:
         validate.text(subject, "subject")
     target = subject or caller.sub
-    if target != caller.sub and deps.policy.admin_scope not in caller.scope:
-        raise PermissionDenied()
+    if target != caller.sub:
+        if deps.policy.admin_scope not in caller.scope:
+            raise PermissionDenied()
+        await admit(deps, caller, call, "ListSessions", target)  # the admin rule: scope and a recent login
     return await sessions_of(deps, target, include_revoked)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from authsvc.domain import validate
+from authsvc.domain.admin.authz import admit
 from authsvc.domain.audit.record import AuditEvent, Outcome
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity import credentials
@@ -63,13 +64,15 @@ def session_uuid(session_id: str) -> str:
 async def revoke_session(deps: Deps, session_id: str, bearer: str | None, call: CallInfo) -> int:
     sid = session_uuid(session_id)
     caller = authenticate(deps, bearer, call)
-    admin = deps.policy.admin_scope in caller.scope
     session = await deps.store.session(sid)
-    if not admin and (session is None or session.subject != caller.sub):
-        # The same answer for someone else's session and for none at all.
-        raise PermissionDenied()
+    own = session is not None and session.subject == caller.sub
+    if not own:
+        if deps.policy.admin_scope not in caller.scope:
+            # The same answer for someone else's session and for none at all.
+            raise PermissionDenied()
+        await admit(deps, caller, call, "Revoke", sid)  # the admin rule: scope and a recent login
     return await end_session(
-        deps, session, call, actor=caller.sub, client_id=caller.client_id, detail="as admin" if admin else ""
+        deps, session, call, actor=caller.sub, client_id=caller.client_id, detail="" if own else "as admin"
     )
 
 
@@ -92,8 +95,10 @@ async def end_session(
 async def revoke_subject(deps: Deps, subject: str, bearer: str | None, call: CallInfo) -> int:
     validate.text(subject, "subject")
     caller = authenticate(deps, bearer, call)
-    if caller.sub != subject and deps.policy.admin_scope not in caller.scope:
-        raise PermissionDenied()
+    if caller.sub != subject:
+        if deps.policy.admin_scope not in caller.scope:
+            raise PermissionDenied()
+        await admit(deps, caller, call, "Revoke", subject)  # the admin rule: scope and a recent login
     detail = "as admin" if caller.sub != subject else ""
     return await end_subject(deps, subject, call, actor=caller.sub, client_id=caller.client_id, detail=detail)
 
