@@ -23,7 +23,7 @@ from authsvc.domain.tokens import key_rotation
 from authsvc.domain.tokens.live import LiveState
 from authsvc.doors import envoy, grpc_admin
 from authsvc.doors.grpc_auth import AuthServicer
-from authsvc.doors.oauth_http import HttpConfig, HttpDoor, tls_context
+from authsvc.doors.oauth_http import HttpConfig, HttpDoor
 from authsvc.doors.registry import add_service, add_to_server
 from authsvc.doors.tls import ReloadingCredentials
 from authsvc.errors import StoreUnavailable
@@ -297,7 +297,7 @@ def _http_config(settings: Settings) -> HttpConfig:
     return HttpConfig(
         issuer=settings.policy.issuer,
         public_url=settings.http_public_url,
-        tls=tls_context(tls.cert, tls.key, tls.client_ca) if tls is not None else None,
+        tls=(tls.cert, tls.key, tls.client_ca) if tls is not None else None,
         mtls=tls is not None and tls.client_ca is not None,
         bound_tokens=settings.policy.bind_to_cert,
     )

@@ -7,6 +7,7 @@ import base64
 import json
 import ssl
 
+import grpc
 import httpx2
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
@@ -15,9 +16,10 @@ from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 
 from authsvc.domain.identity import credentials
 from authsvc.server import App
+from authsvc_client import grpc as pb_grpc
 
 from ..conftest import unique
-from ..integration.helpers import add_client
+from ..integration.helpers import add_client, add_user, login
 from ..tlsutil import TestCA
 from .conftest import ISSUER, SPIFFE, Pki, base_url
 
@@ -125,3 +127,21 @@ async def test_metadata_meets_rfc_8414(https, mtls, pki, mutual):
             answer = await raw.post(str(document[key]).replace("127.0.0.1", "localhost"), data={})
             assert answer.status_code in (400, 401) and "error" in answer.json(), key
         assert (await raw.get(str(document["jwks_uri"]).replace("127.0.0.1", "localhost"))).json()["keys"]
+
+
+async def test_a_certificate_bound_session_refreshes_only_with_its_certificate(mtls, pki, oauth_clock):
+    assert mtls.deps is not None
+    user = await add_user(mtls.deps.store, mtls.deps.passwords, oauth_clock)
+    creds = grpc.ssl_channel_credentials(pki.ca.pem, pki.billing.key_pem, pki.billing.cert_pem)
+    async with grpc.aio.secure_channel(f"localhost:{mtls.port}", creds) as channel:
+        pair = await login(pb_grpc.AuthServiceStub(channel), user, audience=["orders"])
+    url = base_url(mtls) + "/oauth2/token"
+    form = {"grant_type": "refresh_token", "refresh_token": pair.refresh_token}
+    for certificate in (None, pki.mallory):  # a thief's connection: refused, and not taken for reuse
+        async with httpx2.AsyncClient(verify=pki.client_context(certificate), timeout=10) as raw:
+            answer = await raw.post(url, data=form)
+        assert (answer.status_code, answer.json()["error"]) == (400, "invalid_grant")
+    async with httpx2.AsyncClient(verify=pki.client_context(pki.billing), timeout=10) as holder:
+        answer = await holder.post(url, data=form)
+    assert answer.status_code == 200, answer.text
+    assert claims(answer.json()["access_token"])["cnf"] == {"x5t#S256": pki.billing.thumbprint}

@@ -12,7 +12,7 @@ functions as its RPC twins:
 """
 
 from ._request import ClientAuth, Form, HttpFailure
-from ._server import HttpConfig, HttpDoor, tls_context
+from ._server import HttpConfig, HttpDoor
 from ._token import GRANTS, Grant, TokenRequest, authenticated_client, grant, token_answer
 
 __all__ = [
@@ -26,6 +26,5 @@ __all__ = [
     "TokenRequest",
     "authenticated_client",
     "grant",
-    "tls_context",
     "token_answer",
 ]

@@ -3,10 +3,11 @@ routes, one seam where every error becomes an answer, TLS, and lifecycle."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import logging
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from authsvc.metrics import Metrics
 
 from . import _endpoints as ep
 from ._request import MAX_FORM_BYTES, HttpFailure, call_info, client_auth, read_form
+from ._tls import ReloadingContext
 from ._token import GRANTS, TokenRequest
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ _protocol_log = logging.getLogger(__name__ + ".protocol")
 _protocol_log.addFilter(_NoDetails())
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: How often the TLS files are looked at for a new certificate.
+TLS_CHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -49,26 +53,11 @@ class HttpConfig:
     issuer: str
     #: The base URL clients use; None: derived from the bound address.
     public_url: str | None = None
-    tls: ssl.SSLContext | None = None
+    #: The listener's certificate, key and client CA (None: plaintext).
+    tls: tuple[Path, Path, Path | None] | None = None
     #: A client CA is configured: clients may authenticate with certificates.
     mtls: bool = False
     bound_tokens: bool = True
-
-
-def tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
-    """The listener's certificate; with a client CA, a client certificate is
-    asked for and verified when sent, but not required: the public keys and
-    the metadata must stay readable by anyone (a browser), and a client that
-    authenticates with a secret needs none. A certificate that does not verify
-    fails the handshake."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    if client_ca is not None:
-        context.load_verify_locations(cafile=client_ca)
-        context.verify_mode = ssl.CERT_OPTIONAL
-    context.set_alpn_protocols(["http/1.1"])
-    return context
 
 
 def _error_response(error: OAuthError) -> web.Response:
@@ -118,6 +107,8 @@ class HttpDoor:
         self._config = config
         self._runners: list[web.AppRunner] = []
         self._metadata = b"{}"
+        self._tls = ReloadingContext(*config.tls) if config.tls is not None else None
+        self._watch: asyncio.Task[None] | None = None
         self.port = 0
         self.metrics_port = 0
 
@@ -132,12 +123,34 @@ class HttpDoor:
         else:
             self.metrics_port = self.port
         host = listen.rpartition(":")[0]
-        scheme = "https" if config.tls is not None else "http"
+        scheme = "https" if self._tls is not None else "http"
         base = config.public_url or f"{scheme}://{host}:{self.port}"
         self._metadata = json.dumps(ep.metadata(config.issuer, base, config.mtls, config.bound_tokens)).encode()
+        if self._tls is not None:
+            self._watch = asyncio.create_task(self._follow_tls_files(), name="http-tls")
         return self.port
 
+    async def _follow_tls_files(self) -> None:
+        while True:
+            await asyncio.sleep(TLS_CHECK_SECONDS)
+            await self.reload_tls()
+
+    async def reload_tls(self) -> bool:
+        """Take changed TLS files now, if they are consistent (what the
+        watcher does every second); True when it did."""
+        if self._tls is None:
+            return False
+        return await asyncio.to_thread(self._tls.reload)  # file reads off the loop
+
+    @property
+    def tls_reloads(self) -> int:
+        return self._tls.reloads if self._tls is not None else 0
+
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
@@ -150,7 +163,8 @@ class HttpDoor:
         )
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=self._config.tls, backlog=512)
+        context = self._tls.context if self._tls is not None else None
+        site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=context, backlog=512)
         await site.start()
         bound = runner.addresses[-1]
         return int(bound[1])
