@@ -8,14 +8,17 @@ import gc
 import logging
 import signal
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from authsvc import telemetry
 from authsvc.config import ConfigError, Settings
+from authsvc.domain import security
+from authsvc.domain.audit import trail as audit_trail
 from authsvc.domain.clock import Clock, SystemClock
 from authsvc.domain.deps import Deps
 from authsvc.domain.identity.passwords import Passwords
@@ -75,9 +78,16 @@ class App:
     """One authsvc replica: a grpc.aio server over a Postgres store."""
 
     def __init__(
-        self, settings: Settings, database_url: str, clock: Clock | None = None, *, worker: int | None = None
+        self,
+        settings: Settings,
+        database_url: str,
+        clock: Clock | None = None,
+        *,
+        worker: int | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.settings = settings
+        self._tracer_provider = tracer_provider
         #: Index among the workers of one ``authsvc serve`` (see workers.py), or None.
         self.worker = worker
         self._dsn = database_url
@@ -123,8 +133,11 @@ class App:
         self.deps = Deps(store, self.clock, settings.policy, kek, self._passwords, live)
 
         limit = settings.max_message_bytes
+        # Tracing only when OTLP export is configured (or a test hands a provider).
+        tracing = self._tracer_provider is not None or telemetry.wanted()
         self._server = server = grpc.aio.server(
-            options=server_options(limit, shared_port=self.worker is not None)
+            options=server_options(limit, shared_port=self.worker is not None),
+            interceptors=telemetry.setup(self._tracer_provider) if tracing else None,
         )
         self.servicer = AuthServicer(self.deps, self.metrics)
         add_to_server(self.servicer, server, limit)
@@ -191,6 +204,20 @@ class App:
         self.metrics.gauge("authsvc_revocation_cursor", "Last revocation sequence applied.", lambda: live.low_water)
         self.metrics.gauge("authsvc_published_keys", "Keys in the JWKS.", lambda: len(live.keyring.kids))
         self.metrics.gauge("authsvc_up", "1 while the database is reachable.", lambda: float(self._healthy))
+        self.metrics.gauge(
+            "authsvc_revocation_lag_seconds", "Commit to apply, newest revocation this replica applied.",
+            lambda: live.revocation_lag,
+        )  # fmt: skip
+        self.metrics.gauge(
+            "authsvc_signing_key_age_seconds", "Age of the key signing now.",
+            lambda: max(0.0, self.clock.now() - live.keyring.active_since),
+        )  # fmt: skip
+        self.metrics.family(
+            "authsvc_security_events_total", "Failed logins, lockouts, refresh-token reuse.", "counter", "event",
+            lambda: security.COUNTS,
+        )  # fmt: skip
+        assert self._store is not None
+        self.metrics.family("authsvc_db_pool_connections", "Database pool.", "gauge", "state", self._store.pool_use)
 
     def ready(self) -> bool:
         """Readiness (/readyz): the database answers and no shutdown has begun."""
@@ -236,6 +263,8 @@ class App:
             await self._guarded(store.prune_revocations(now))
             await self._guarded(store.forget_grace_pairs(now - deps.policy.refresh_grace))
             await self._guarded(store.prune_expired(now))
+            if settings.audit_retention_days:
+                await self._guarded(audit_trail.prune(store, now, settings.audit_retention_days * 86400.0))
 
     async def maintain_keys(self) -> None:
         """Rotate if due, then load what the database says (also what the timer does)."""

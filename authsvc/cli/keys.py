@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from authsvc.cli._common import Verbs, when
+from authsvc.cli._common import OPERATOR, Verbs, when
 from authsvc.config import Settings
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.tokens import encryption, kek_rotation, key_rotation
@@ -20,20 +20,24 @@ async def _keys_list(settings: Settings, store: PostgresStore, args: argparse.Na
 
 
 async def _keys_rotate(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
-    done = await key_rotation.rotate(store, settings.load_kek(), settings.policy, SystemClock(), force=args.force)
+    done = await key_rotation.rotate(
+        store, settings.load_kek(), settings.policy, SystemClock(), force=args.force, actor=OPERATOR
+    )
     print(f"rotated: {done.activated} signs now; {done.retired} retired (published until its tokens expire)")
     return 0
 
 
 async def _keys_revoke(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
-    await key_rotation.revoke_key(store, settings.load_kek(), settings.policy, SystemClock(), args.kid)
+    await key_rotation.revoke_key(
+        store, settings.load_kek(), settings.policy, SystemClock(), args.kid, actor=OPERATOR
+    )
     print(f"revoked {args.kid}: its tokens no longer verify")
     return 0
 
 
 async def _kek_rotate(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
     kek = settings.load_kek()
-    counts = await kek_rotation.reseal_all(store, kek)
+    counts = await kek_rotation.reseal_all(store, kek, now=SystemClock().now(), actor=OPERATOR)
     done = ", ".join(f"{n} {kind}" for kind, n in counts.items())
     print(f"re-sealed under key-encryption key {kek.current!r}: {done}")
     print("older keys may now be removed from AUTHSVC_KEK", file=sys.stderr)

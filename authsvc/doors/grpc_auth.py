@@ -119,7 +119,9 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             # than the check, which takes about 60 us.
             claims = self._deps.live.verify(seen.token, seen.requirements)
         except TokenRejected as rejected:
+            self._metrics.verify_outcomes[rejected.reason.name] += 1
             return convert.inactive(rejected.reason).SerializeToString()
+        self._metrics.verify_outcomes["ACTIVE"] += 1
         answer = seen.answer
         if answer is None:  # a request not kept: its token has just passed every rule for the first time
             # What is left, the answer, depends on the token's claims alone: made once.

@@ -81,3 +81,4 @@ class ReloadingCredentials:
         except Exception:  # nothing may escape into grpc's handshake
             log.exception("reloading the TLS files failed: keeping the current ones")
             return None
+

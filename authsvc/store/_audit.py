@@ -86,6 +86,12 @@ def _point(row: Any) -> Checkpoint:
     return Checkpoint(row["seq"], bytes(row["hash"]))
 
 
+def _at(epoch: float | None) -> datetime | None:
+    """A bound of a time filter, rounded as events' times are (AuditEvent.of),
+    so that "since the moment of that event" includes the event."""
+    return None if epoch is None else _EPOCH + timedelta(microseconds=round(epoch * 1_000_000))
+
+
 def _event(row: Any) -> AuditEvent:
     return AuditEvent(
         event=row["event"], at_us=(row["at"] - _EPOCH) // timedelta(microseconds=1), outcome=row["outcome"],
@@ -133,8 +139,8 @@ class AuditMixin(Base):
         order, beyond = ("DESC", "<") if newest_first else ("ASC", ">")
         rows = await self._pool.fetch(
             _PAGE.format(beyond=beyond, order=order),
-            filters.subject, filters.type, filters.actor, cv.ts_or_none(filters.since),
-            cv.ts_or_none(filters.until), after_seq, limit,
+            filters.subject, filters.type, filters.actor, _at(filters.since),
+            _at(filters.until), after_seq, limit,
         )  # fmt: skip
         return [AuditEntry(r["seq"], _event(r)) for r in rows]
 

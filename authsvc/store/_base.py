@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
+from authsvc import telemetry
 from authsvc.errors import Conflict, StoreUnavailable
 
 P = ParamSpec("P")
@@ -74,9 +75,15 @@ def translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine
     """Translate asyncpg's errors, most specific first: a unique violation is a
     conflict; anything that means "the database is not there" is UNAVAILABLE."""
 
+    span_name = f"store.{fn.__name__}"
+    span_attributes = {"db.system": "postgresql", "db.operation": fn.__name__}
+
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            if telemetry.enabled():  # a child span per store call, only with tracing on
+                with telemetry.span(span_name, **span_attributes):
+                    return await fn(*args, **kwargs)
             return await fn(*args, **kwargs)
         except asyncpg.UniqueViolationError as exc:
             raise Conflict() from exc

@@ -104,6 +104,11 @@ class PostgresStore(AdminMixin, AccountsMixin, KeysMixin, SessionsMixin, MfaMixi
             ) from exc
         return cls(pool)
 
+    def pool_use(self) -> dict[str, float]:
+        """Connections of the pool: open, in use, and the most it may open."""
+        size = self._pool.get_size()
+        return {"open": size, "in_use": size - self._pool.get_idle_size(), "max": self._pool.get_max_size()}
+
     async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
         """Close the pool; past ``timeout`` seconds, end whatever connections
         are still out (a call that never gave its connection back must not

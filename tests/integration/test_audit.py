@@ -237,3 +237,23 @@ async def test_a_lane_without_its_head_refuses_writes_and_fails_verification(
         assert (3, "missing-checkpoint") in kinds
         bad = cli(chain_db, "verify")
         assert bad.returncode == 1 and "lane 1 seq 0: missing-head" in bad.stderr
+
+
+def test_operator_commands_are_audited_with_their_actor(chain_db: str) -> None:
+    env = {**os.environ, "AUTHSVC_DATABASE_URL": chain_db, "AUTHSVC_KEK": TEST_KEK}
+    added = subprocess.run(
+        [sys.executable, "-m", "authsvc", "user", "add", "dave", "--password-stdin"],
+        input="a long enough password 42\n", check=False, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    rotated = subprocess.run(
+        [sys.executable, "-m", "authsvc", "keys", "rotate", "--force"],
+        check=False, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    out = cli(chain_db, "list", "--json")
+    events = {x["event"]: x for x in map(json.loads, out.stdout.splitlines())}
+    assert events["user_created"]["actor"].startswith("cli:") and events["user_created"]["subject"]
+    assert events["key_rotated"]["actor"].startswith("cli:") and "forced=True" in events["key_rotated"]["detail"]
+    assert "a long enough password" not in out.stdout
+    assert cli(chain_db, "verify").returncode == 0

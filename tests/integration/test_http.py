@@ -86,3 +86,39 @@ async def test_health_and_refusals(side):
     answer = await asyncio.wait_for(reader.read(), 5)
     writer.close()
     assert answer.startswith(b"HTTP/1.") and answer.split(b" ")[1] == b"400"
+
+
+async def test_metrics_for_operators(side, passwords):
+    """Verify outcomes by reason, revocation lag, signing key age, security
+    events (failed logins), and the database pool, on /metrics."""
+    from .helpers import add_client, add_user
+
+    store = side.deps.store
+    user = await add_user(store, passwords, side.clock)
+    client = await add_client(store, side.clock)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{side.port}") as ch:
+        stub = pb_grpc.AuthServiceStub(ch)
+        cred = pb.ClientCredential(client_id=client.id, client_secret=client.secret)
+        token = (await stub.Issue(pb.IssueRequest(client=cred, audience=["orders"]))).tokens.access_token
+        await stub.Verify(pb.VerifyRequest(token=token, audience="orders"))
+        await stub.Verify(pb.VerifyRequest(token=token, audience="billing"))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Issue(pb.IssueRequest(password=pb.PasswordCredential(username=user.name, password="no")))
+        await stub.Revoke(pb.RevokeRequest(token=token))
+        await stub.Verify(pb.VerifyRequest(token=token, audience="orders"))
+    text = (await asyncio.to_thread(fetch, side.http_port, "/metrics"))[2].decode()
+    assert 'authsvc_verify_total{outcome="ACTIVE"} 1' in text
+    assert 'authsvc_verify_total{outcome="WRONG_AUDIENCE"} 1' in text
+    assert 'authsvc_verify_total{outcome="REVOKED"} 1' in text
+    assert 'authsvc_security_events_total{event="login_failed"}' in text
+    lag = float(
+        next(line for line in text.splitlines() if line.startswith("authsvc_revocation_lag_seconds ")).split()[1]
+    )
+    assert lag >= 0  # on this replica's clock, from the revocations of every test so far
+    age = float(
+        next(line for line in text.splitlines() if line.startswith("authsvc_signing_key_age_seconds ")).split()[1]
+    )
+    assert age >= 0
+    assert (
+        'authsvc_db_pool_connections{state="in_use"}' in text and 'authsvc_db_pool_connections{state="max"} 16' in text
+    )

@@ -125,3 +125,4 @@ async def test_a_half_written_rotation_keeps_the_current_certificate(rotating, c
         assert await jwks(ch)
     assert app.tls.reloads == 1
     assert next_server.key_pem.decode() not in caplog.text
+

@@ -23,6 +23,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from nacl.exceptions import InvalidkeyError
 from nacl.exceptions import ValueError as SodiumValueError
 
+from authsvc import telemetry
+
 MAX_PASSWORD_BYTES = 1024
 MIN_PASSWORD_LENGTH = 8
 
@@ -78,10 +80,12 @@ class Passwords:
             return True, True
 
     async def hash_async(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash, password)
+        with telemetry.span("password.hash", algorithm="argon2id"):
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash, password)
 
     async def check_async(self, stored_hash: str | None, password: str) -> tuple[bool, bool]:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.check, stored_hash, password)
+        with telemetry.span("password.verify", algorithm="argon2id"):
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self.check, stored_hash, password)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

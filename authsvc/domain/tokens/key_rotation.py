@@ -58,7 +58,9 @@ async def ensure_keys(store: Store, kek: Kek, policy: Policy, clock: Clock) -> l
     return keys
 
 
-async def rotate(store: Store, kek: Kek, policy: Policy, clock: Clock, *, force: bool = False) -> Rotation:
+async def rotate(
+    store: Store, kek: Kek, policy: Policy, clock: Clock, *, force: bool = False, actor: str = "system"
+) -> Rotation:
     """Promote the next key. Refused while the next key is younger than the
     publish lead time (verifiers might not have it yet), unless ``force``."""
     keys = await ensure_keys(store, kek, policy, clock)
@@ -72,7 +74,9 @@ async def rotate(store: Store, kek: Kek, policy: Policy, clock: Clock, *, force:
     if done is None:
         raise PreconditionFailed("another rotation happened meanwhile")
     await ensure_keys(store, kek, policy, clock)
-    await store.audit("key_rotated", now, detail=f"retired={done[0]} active={done[1]}")
+    await store.audit(
+        "key_rotated", now, outcome="ok", actor=actor, detail=f"retired={done[0]} active={done[1]} forced={force}"
+    )
     return Rotation(*done)
 
 
@@ -96,7 +100,7 @@ async def maintain(store: Store, kek: Kek, policy: Policy, clock: Clock) -> Rota
         return None  # another replica rotated first
 
 
-async def revoke_key(store: Store, kek: Kek, policy: Policy, clock: Clock, kid: str) -> None:
+async def revoke_key(store: Store, kek: Kek, policy: Policy, clock: Clock, kid: str, *, actor: str = "") -> None:
     """Withdraw a compromised key at once. If it was signing, the next key
     takes over immediately (clients refresh their key set on the unknown kid)."""
     now = clock.now()
@@ -104,4 +108,4 @@ async def revoke_key(store: Store, kek: Kek, policy: Policy, clock: Clock, kid: 
     if not await store.revoke_signing_key(kid, now, replacement, now + KEY_EVENT_TTL):
         raise PreconditionFailed(f"no published key {kid}")
     await ensure_keys(store, kek, policy, clock)
-    await store.audit("key_revoked", now, detail=f"kid={kid}")
+    await store.audit("key_revoked", now, outcome="ok", actor=actor, detail=f"kid={kid}")

@@ -38,6 +38,8 @@ MAX_WATCHERS = 1_000
 class LiveState:
     def __init__(self, keyring: Keyring, encryptor: Encryptor, policy: Policy, clock: Clock) -> None:
         self.keyring = keyring
+        #: Seconds from a revocation's commit to this replica applying it (the last batch's newest).
+        self.revocation_lag = 0.0
         self.encryptor = encryptor
         self.revocations = RevocationSet()
         self._policy = policy
@@ -79,6 +81,8 @@ class LiveState:
             cursor = self.revocations.cursor
             entries = await store.revocations_after(cursor, self.revocations.gaps, now, SYNC_BATCH)
             fresh = self.revocations.apply(entries, now)
+            if fresh:  # how long the newest took to reach this replica, on its clock
+                self.revocation_lag = max(0.0, self._clock.now() - max(e.revoked_at for e in fresh))
             if any(e.kind == "key" for e in fresh):
                 self._withdraw_keys()
             self._publish(fresh)  # batch by batch: a long catch-up is never held whole

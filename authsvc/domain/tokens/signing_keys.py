@@ -81,6 +81,9 @@ def is_published(key: StoredKey, now: float, retire_after: float) -> bool:
 class Keyring:
     """The key that signs now, and the keys that verify (published in the JWKS)."""
 
+    #: When the signing key became active (epoch seconds), for its age on /metrics.
+    active_since = 0.0
+
     def __init__(self, signer: SigningKey, published: list[StoredKey]) -> None:
         self.signer = signer
         self._published = published
@@ -102,4 +105,6 @@ class Keyring:
         active = [k for k in stored if k.state == "active"]
         if not active:
             return None
-        return cls(open_key(active[0], kek), [k for k in stored if is_published(k, now, retire_after)])
+        ring = cls(open_key(active[0], kek), [k for k in stored if is_published(k, now, retire_after)])
+        ring.active_since = active[0].activated_at or active[0].created_at
+        return ring

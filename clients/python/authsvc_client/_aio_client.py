@@ -39,6 +39,7 @@ from ._models import (
 from ._proto import auth_pb2 as pb
 from ._proto import auth_pb2_grpc as pb_grpc
 from ._retry import RetryPolicy
+from ._tracing import with_trace
 from ._verify import Requirements
 
 
@@ -82,7 +83,9 @@ class AsyncAuthClient(_Base):
         while True:
             attempt += 1
             try:
-                response: _Resp = await method(request, timeout=_remaining(deadline), metadata=metadata)
+                response: _Resp = await method(
+                    request, timeout=_remaining(deadline), metadata=with_trace(metadata)
+                )
                 return response
             except grpc.RpcError as exc:
                 error = translate(exc)
@@ -171,7 +174,9 @@ class AsyncAuthClient(_Base):
         ``on_ready`` is called when authsvc says the backlog has been sent in
         full (its caught-up marker): only from then on is a local set current.
         """
-        call: Any = self._stub.WatchRevocations(pb.WatchRevocationsRequest(cursor=cursor))
+        call: Any = self._stub.WatchRevocations(
+            pb.WatchRevocationsRequest(cursor=cursor), metadata=with_trace(None)
+        )
         try:
             async for message in call:
                 if message.kind == pb.RevocationEvent.KIND_CAUGHT_UP:

@@ -37,6 +37,7 @@ from ._models import (
 from ._proto import auth_pb2 as pb
 from ._proto import auth_pb2_grpc as pb_grpc
 from ._retry import RetryPolicy
+from ._tracing import with_trace
 from ._verify import Requirements
 
 #: Seconds a call may take, retries included, unless the call says otherwise.
@@ -167,7 +168,7 @@ class AuthClient(_Base):
         while True:
             attempt += 1
             try:
-                response: _Resp = method(request, timeout=_remaining(deadline), metadata=metadata)
+                response: _Resp = method(request, timeout=_remaining(deadline), metadata=with_trace(metadata))
                 return response
             except grpc.RpcError as exc:
                 error = translate(exc)
@@ -251,7 +252,9 @@ class AuthClient(_Base):
     def watch_revocations(self, cursor: int = 0) -> Iterator[RevocationEvent]:
         """Revocation events after ``cursor``, then live ones, until the stream
         ends. No deadline and no retry: resume from the last ``resume_cursor``."""
-        call: Any = self._stub.WatchRevocations(pb.WatchRevocationsRequest(cursor=cursor))
+        call: Any = self._stub.WatchRevocations(
+            pb.WatchRevocationsRequest(cursor=cursor), metadata=with_trace(None)
+        )
         try:
             for message in call:
                 yield m.revocation_event(message)

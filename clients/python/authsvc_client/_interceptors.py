@@ -30,6 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ._errors import VerifierUnavailable
+from ._tracing import continued
 from ._verifier import TokenVerifier
 from ._verify import MAX_TOKEN_LENGTH, AccessClaims, Reason, Requirements, TokenRejected
 
@@ -237,7 +238,8 @@ def _wrap_async(handler: Any, admit: Callable[[Any], Any]) -> Any:
     if inspect.isasyncgenfunction(inner):
 
         async def streaming(request: Any, context: Any) -> Any:
-            claims = await admit(context)
+            with continued(context.invocation_metadata()):
+                claims = await admit(context)
             _CLAIMS.set(claims)  # this RPC's own task context
             async for response in inner(request, context):
                 yield response
@@ -245,7 +247,8 @@ def _wrap_async(handler: Any, admit: Callable[[Any], Any]) -> Any:
         return _rebuild(handler, **{kind: streaming})
 
     async def unary(request: Any, context: Any) -> Any:
-        claims = await admit(context)
+        with continued(context.invocation_metadata()):
+            claims = await admit(context)
         reset = _CLAIMS.set(claims)
         try:
             result = inner(request, context)
@@ -263,7 +266,8 @@ def _wrap_sync(handler: Any, admit: Callable[[Any], AccessClaims]) -> Any:
     if handler.response_streaming:
 
         def streaming(request: Any, context: Any) -> Any:
-            claims = admit(context)
+            with continued(context.invocation_metadata()):
+                claims = admit(context)
 
             def responses() -> Any:
                 reset = _CLAIMS.set(claims)
@@ -279,7 +283,8 @@ def _wrap_sync(handler: Any, admit: Callable[[Any], AccessClaims]) -> Any:
         return _rebuild(handler, **{kind: streaming})
 
     def unary(request: Any, context: Any) -> Any:
-        claims = admit(context)
+        with continued(context.invocation_metadata()):
+            claims = admit(context)
         reset = _CLAIMS.set(claims)  # worker threads are reused: always undo
         try:
             return inner(request, context)
