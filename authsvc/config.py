@@ -171,6 +171,8 @@ class Settings:
             ),
             key_publish_lead=reader.integer("AUTHSVC_KEY_PUBLISH_LEAD", 3600, 0, 7 * 24 * 3600, SECONDS),
             key_reload_interval=reader.integer("AUTHSVC_KEY_RELOAD_INTERVAL", 30, 1, 3600, SECONDS),
+            trust_domain=reader.text("AUTHSVC_TRUST_DOMAIN", env.get("AUTHSVC_ISSUER") or "authsvc"),
+            txn_token_ttl=reader.integer("AUTHSVC_TXN_TOKEN_TTL", 60, 5, 600, SECONDS),
             account_limit=Limit(
                 reader.integer("AUTHSVC_LOGIN_MAX_FAILURES", 5, 1, 1000, COUNT),
                 900.0,

@@ -103,6 +103,7 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
     v_distinct, v_hot, v_one = pick("verify_distinct"), pick("verify_hot"), pick("verify_one")
     check_hot = pick("check_hot")
     issue_cc, issue_pw, refresh, revoke = pick("issue_cc"), pick("issue_pw"), pick("refresh"), pick("revoke")
+    exchange, txn_local = pick("exchange"), _mean([r.txn_local for r in rounds])
     cold, warm = _mean([r.local.cold for r in rounds]), _mean([r.local.warm for r in rounds])
     bare = _mean([r.local.ceiling for r in rounds])
     argon, cores = _mean([r.argon2 for r in rounds]), rounds[0].cores
@@ -143,8 +144,15 @@ async def measure(cfg: BenchConfig, run: Runner) -> list[Row]:
             bare, "> 200,000/s", lambda m, r: m > 200_000,
         ),
         against(
+            "Local verify, Txn-Token (signature checked every time), 1 thread", txn_local,
+            "bare cryptography verify + b64 + json", bare, "-", None,
+        ),
+        against(
             f"Issue, client credentials ({tool})", issue_cc.rate, ceiling, empty_rpc.rate,
             ">= 0.45x", lambda m, r: r >= 0.45,
+        ),
+        against(
+            f"ExchangeToken, delegated access token ({tool})", exchange.rate, ceiling, empty_rpc.rate, "-", None,
         ),
         against(
             f"Issue, password ({tool})", issue_pw.rate, f"argon2id on {cores} cores, as authsvc hashes ({hashed_by})",

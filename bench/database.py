@@ -46,6 +46,10 @@ async def drop_database(admin_url: str, url: str) -> None:
         await conn.close()
 
 
+EXCHANGE_AUDIENCE = "billing"
+TRUST_DOMAIN = "authsvc"  # AUTHSVC_TRUST_DOMAIN's default: the issuer, which the bench leaves alone
+
+
 @dataclass(frozen=True)
 class Principals:
     usernames: tuple[str, ...]  # all with PASSWORD
@@ -70,9 +74,12 @@ async def populate(url: str, params: Argon2Params, users: int) -> Principals:
         for name in names:
             await store.create_user(name, pw_hash, ("read", "write"), ("orders",), now)
         client_id, secret = credentials.new_client_id(), credentials.new_client_secret()
+        # It may also exchange tokens (RFC 8693) for billing and for Txn-Tokens
+        # in the trust domain (the issuer by default): the ExchangeToken figures.
         await store.create_client(
-            client_id, "bench-svc", credentials.digest(secret), ("orders.read",), ("orders",), now
-        )
+            client_id, "bench-svc", credentials.digest(secret), ("orders.read",), ("orders",), now,
+            exchange_audiences=(EXCHANGE_AUDIENCE, TRUST_DOMAIN),
+        )  # fmt: skip
     finally:
         await store.close()
     return Principals(names, client_id, secret)

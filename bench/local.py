@@ -24,10 +24,11 @@ import grpc
 import authsvc_client
 from authsvc_client import KeySet, Requirements, verify_access_token
 
-from .database import SignerSpec
-from .scenarios import AUDIENCE, mint, user_grant
+from .database import TRUST_DOMAIN, Principals, SignerSpec
+from .scenarios import AUDIENCE, client_grant, mint, user_grant
 
 WARM_SET = 16
+TXN_SET = 16
 _BATCH = 256
 
 
@@ -127,3 +128,34 @@ async def run(port: int, jwks_json: str, signer: SignerSpec, seconds: float) -> 
             await verifier.close()
         note = "TokenVerifier (GetJWKS keys, revocation stream open, default cache)"
     return LocalResult(cold, warm, ceiling, {"cold": n_cold, "warm": n_warm, "ceiling": n_ceiling}, note)
+
+
+async def run_txn(port: int, signer: SignerSpec, principals: Principals, seconds: float) -> float:
+    """Local Txn-Token verifications per second: TokenVerifier.verify_txn (the
+    GetJWKS keys, the revocation stream open) over Txn-Tokens that
+    ExchangeToken issued. Txn-Tokens are not cached: every call checks a
+    signature, as the cold access-token figure does."""
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    client = authsvc_client.AsyncAuthClient(channel)
+    credential = authsvc_client.ClientCredential(principals.client_id, principals.client_secret)
+    subject = mint(signer, [client_grant(principals.client_id)])[0]
+    tokens = [
+        (
+            await client.exchange_token(
+                credential, subject, requested_token_type=authsvc_client.TXN_TOKEN_TYPE, audience=[TRUST_DOMAIN],
+                scope=["orders.read"], request_details={"order": i},
+            )
+        ).access_token
+        for i in range(TXN_SET)
+    ]  # fmt: skip
+    verifier = authsvc_client.TokenVerifier(client, issuer=signer.issuer)
+    await verifier.start()
+    try:
+        if verifier.stats.stale:
+            raise RuntimeError("TokenVerifier: the revocation stream did not open")
+        requirements = authsvc_client.TxnRequirements(TRUST_DOMAIN, ("orders.read",))
+        rate, _ = await _arate(lambda t: verifier.verify_txn(t, requirements), tokens, seconds, cycle=True)
+    finally:
+        await verifier.close()
+        await client.close()
+    return rate

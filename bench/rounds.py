@@ -19,10 +19,12 @@ from .runner import Runner, say
 from .scenarios import (
     ACTIVE,
     CHECK_ALLOWED,
+    ISSUED,
     REVOKED_ONE,
     TOKENS,
     check_request,
     client_grant,
+    exchange_request,
     login_request,
     mint,
     refresh_request,
@@ -37,6 +39,7 @@ CHECK = "/envoy.service.auth.v3.Authorization/Check"
 ISSUE = "/authsvc.v1.AuthService/Issue"
 REFRESH = "/authsvc.v1.AuthService/Refresh"
 REVOKE = "/authsvc.v1.AuthService/Revoke"
+EXCHANGE = "/authsvc.v1.AuthService/ExchangeToken"
 EMPTY = "/bench.Empty/Call"
 HOT_SET = 16
 
@@ -72,6 +75,8 @@ class Round:
     pgbench: PgbenchResult
     refresh: RunResult
     pgbench_revoke: PgbenchResult  # Revoke's own statement: the Revoke row's ceiling
+    exchange: RunResult  # ExchangeToken: one service token for a delegated one (RFC 8693)
+    txn_local: float  # local Txn-Token verifications per second (TokenVerifier.verify_txn)
 
 
 def _tag(name: str, n: int) -> str:
@@ -112,6 +117,14 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
     cc_body = client_issue_request(t.principals)
     await t.probe.issue_client(cc_body)
     issue_cc = run.prepared(_tag("Issue, client credentials", n), t.server, ISSUE, [cc_body], expect=TOKENS, cycle=True)
+    # ExchangeToken beside Issue: the same client trades one token of its own for
+    # a delegated one (verify the subject token, check the policy, mint).
+    subject = mint(t.signer, [client_grant(t.principals.client_id)])[0]
+    exchange_body = exchange_request(t.principals.client_id, t.principals.client_secret, subject)
+    exchange = run.prepared(
+        _tag("ExchangeToken, delegated access token", n), t.server, EXCHANGE, [exchange_body], expect=ISSUED,
+        cycle=True,
+    )  # fmt: skip
     count = int(max(issue_cc.rate, 500) * 1.3 * budget) + 500
     revocable = mint(t.signer, [client_grant(t.principals.client_id) for _ in range(count)])
     revoke = run.prepared(
@@ -122,6 +135,8 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
     say("local verification ...")
     loc = await local.run(t.server.port, t.jwks, t.signer, cfg.local_seconds)
     say(f"  cold {loc.cold:,.0f}/s, warm {loc.warm:,.0f}/s, ceiling {loc.ceiling:,.0f}/s")
+    txn_local = await local.run_txn(t.server.port, t.signer, t.principals, cfg.local_seconds)
+    say(f"  Txn-Tokens {txn_local:,.0f}/s")
 
     say("argon2id ceiling ...")
     argon, cores = argon2_ceiling.run(t.argon2, cfg.seconds)
@@ -151,5 +166,5 @@ async def one_round(run: Runner, t: Target, n: int) -> Round:
 
     return Round(
         empty, empty_after, verify_distinct, verify_hot, verify_one, check_hot, issue_cc, revoke, loc, argon,
-        reference, cores, issue_pw, pg, refresh, pg_revoke,
+        reference, cores, issue_pw, pg, refresh, pg_revoke, exchange, txn_local,
     )  # fmt: skip

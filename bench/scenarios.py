@@ -13,9 +13,9 @@ from envoy.service.auth.v3 import external_auth_pb2 as ext
 
 from authsvc.domain.tokens.mint import Grant, mint_access_token
 from authsvc.domain.tokens.signing_keys import SigningKey
-from authsvc_client import pb
+from authsvc_client import TXN_TOKEN_TYPE, pb
 
-from .database import PASSWORD, SignerSpec
+from .database import EXCHANGE_AUDIENCE, PASSWORD, TRUST_DOMAIN, SignerSpec
 
 AUDIENCE = "orders"
 #: Field 1 (varint) = 1: VerifyResponse.active true.
@@ -24,6 +24,8 @@ ACTIVE = b"\x08\x01"
 REVOKED_ONE = b"\x08\x01"
 #: Field 1 (length-delimited): IssueResponse.tokens, not an MFA challenge.
 TOKENS = b"\x0a"
+#: The same bytes in ExchangeTokenResponse: access_token, the issued token.
+ISSUED = b"\x0a"
 #: CheckResponse.status, a google.rpc.Status with code 0 (OK): the request is allowed.
 CHECK_ALLOWED = b"\x0a\x00"
 
@@ -50,6 +52,20 @@ def mint(signer: SignerSpec, grants: list[Grant]) -> list[str]:
     key = SigningKey(kid=signer.kid, alg=signer.alg, private=private)  # type: ignore[arg-type]
     now = time.time()
     return [mint_access_token(g, key=key, issuer=signer.issuer, now=now, ttl=signer.ttl)[0] for g in grants]
+
+
+def exchange_request(client_id: str, client_secret: str, subject_token: str, txn: bool = False) -> bytes:
+    """ExchangeToken (RFC 8693) of a service's token: a delegated access token
+    for billing, or (``txn``) a Txn-Token for the trust domain."""
+    credential = pb.ClientCredential(client_id=client_id, client_secret=client_secret)
+    if txn:
+        return pb.ExchangeTokenRequest(
+            client=credential, subject_token=subject_token, audience=[TRUST_DOMAIN], scope=["orders.read"],
+            requested_token_type=TXN_TOKEN_TYPE, request_details='{"order": 1}',
+        ).SerializeToString()
+    return pb.ExchangeTokenRequest(
+        client=credential, subject_token=subject_token, audience=[EXCHANGE_AUDIENCE]
+    ).SerializeToString()
 
 
 def verify_request(token: str) -> bytes:

@@ -1,4 +1,4 @@
-"""``authsvc client add | list | rotate-secret``"""
+"""``authsvc client add | set | list | rotate-secret``"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from authsvc.config import Settings
 from authsvc.domain.clock import SystemClock
 from authsvc.domain.identity import clients
 from authsvc.domain.models import Client
-from authsvc.errors import Conflict, InvalidArgument
+from authsvc.errors import Conflict, InvalidArgument, NotFound
 from authsvc.store.postgres import PostgresStore
 
 
@@ -24,6 +24,7 @@ async def _client_add(settings: Settings, store: PostgresStore, args: argparse.N
         done = await clients.register(
             store, SystemClock(), args.name, args.scope, args.audience,
             tls_san_uri=args.tls_san_uri or "", tls_thumbprint=args.tls_thumbprint or "", actor=OPERATOR,
+            exchange_audiences=args.exchange_audience,
         )  # fmt: skip
     except InvalidArgument as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -37,6 +38,25 @@ async def _client_add(settings: Settings, store: PostgresStore, args: argparse.N
     else:
         print(f"client_secret: {done.secret}")
         print("the secret is shown only now; store it safely", file=sys.stderr)
+    return 0
+
+
+async def _client_set(settings: Settings, store: PostgresStore, args: argparse.Namespace) -> int:
+    if not args.exchange_audience and not args.no_exchange:
+        print("error: nothing to set (--exchange-audience A, or --no-exchange)", file=sys.stderr)
+        return 2
+    if args.exchange_audience and args.no_exchange:
+        print("error: --exchange-audience and --no-exchange contradict each other", file=sys.stderr)
+        return 2
+    try:
+        await clients.set_exchange_audiences(store, SystemClock(), args.client, args.exchange_audience, OPERATOR)
+    except InvalidArgument as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except NotFound:
+        print(f"error: no client {args.client!r}", file=sys.stderr)
+        return 1
+    print(f"exchange audiences of {args.client}: {','.join(args.exchange_audience) or '-'}")
     return 0
 
 
@@ -54,6 +74,7 @@ CLIENT_COLUMNS: list[Column[Client]] = [
     ("CERTIFICATE", _certificate),
     ("SCOPES", lambda c: joined(c.scopes)),
     ("AUDIENCES", lambda c: joined(c.audiences)),
+    ("EXCHANGE", lambda c: joined(c.exchange_audiences)),  # audiences it may exchange tokens for (RFC 8693)
 ]
 
 
@@ -81,7 +102,19 @@ def register(verbs: Verbs) -> None:
     tls = cadd.add_mutually_exclusive_group()
     tls.add_argument("--tls-san-uri", help="authenticate by mTLS certificate with this URI SAN (a SPIFFE ID)")
     tls.add_argument("--tls-thumbprint", help="authenticate by mTLS certificate with this base64url SHA-256")
+    cadd.add_argument(
+        "--exchange-audience", action="append", default=[],
+        help="an audience it may exchange received tokens for (RFC 8693; repeat); none by default",
+    )  # fmt: skip
     cadd.set_defaults(run=_client_add)
+    cset = client.add_parser("set", help="change a client's exchange policy")
+    cset.add_argument("client", help="the client's id or name")
+    cset.add_argument(
+        "--exchange-audience", action="append", default=[],
+        help="an audience it may exchange received tokens for (repeat); replaces the list",
+    )  # fmt: skip
+    cset.add_argument("--no-exchange", action="store_true", help="it may exchange no token")
+    cset.set_defaults(run=_client_set)
     client.add_parser("list", help="list clients").set_defaults(run=_client_list)
     rotate = client.add_parser("rotate-secret", help="a new secret, printed once; the old one works for an overlap")
     rotate.add_argument("client_id")

@@ -43,6 +43,9 @@ class Client:
     #: After a rotation the previous secret still works until this time.
     previous_secret_hash: bytes | None = None
     previous_secret_expires_at: float | None = None
+    #: Audiences this client may exchange a received token for (RFC 8693);
+    #: none by default.
+    exchange_audiences: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

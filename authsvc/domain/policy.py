@@ -50,6 +50,10 @@ class Policy:
     #: Per peer address every password attempt counts, successes included.
     peer_limit: Limit = field(default_factory=lambda: Limit(300, 900.0, 30.0, 3600.0))
     mfa_limit: Limit = field(default_factory=lambda: Limit(10, 900.0, 60.0, 3600.0))
+    #: Transaction Tokens: the trust domain they are valid in (their ``aud``)
+    #: and their lifetime, at most the subject token's remaining one.
+    trust_domain: str = "authsvc"
+    txn_token_ttl: int = 60
 
     #: How often replicas reload keys without a notice; a retired key may
     #: still sign on a replica for this long.

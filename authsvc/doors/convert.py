@@ -13,9 +13,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from authsvc import telemetry
 from authsvc.domain import validate
 from authsvc.domain.models import CallInfo, MfaChallengeIssued, Revocation, Session, TokenPair
+from authsvc.domain.tokens.exchange import Exchanged, ExchangeRequest
 from authsvc.doors import peer_cert
 from authsvc.errors import BearerMalformed, InvalidArgument
 from authsvc_client import AccessClaims, Reason, Requirements, pb
+from authsvc_client._models import actor_message
 
 _MAX_USER_AGENT = 256
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -87,7 +89,8 @@ def bearer_token(value: str) -> str | None:
 
 
 def requirements(
-    audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int, require_encrypted: bool = False
+    audience: str, scopes: tuple[str, ...], thumbprint: str, max_age: int, require_encrypted: bool = False,
+    max_depth: int | None = None,
 ) -> Requirements:
     """What a caller requires of a token, checked as any input is: Verify's
     fields and a Check's route settings alike."""
@@ -100,9 +103,11 @@ def requirements(
         raise InvalidArgument("cert_thumbprint is too long")
     if max_age < 0:
         raise InvalidArgument("max_auth_age_seconds must not be negative")
+    if max_depth is not None and max_depth < 0:
+        raise InvalidArgument("max_delegation_depth must not be negative")
     return Requirements(
         audience=audience, scopes=scopes, cert_thumbprint=thumbprint, max_auth_age=max_age,
-        require_encrypted=require_encrypted,
+        require_encrypted=require_encrypted, max_delegation_depth=max_depth,
     )  # fmt: skip
 
 
@@ -166,6 +171,23 @@ def claims(c: AccessClaims) -> pb.Claims:
         iss=c.iss, sub=c.sub, aud=list(c.aud), exp=c.exp, iat=c.iat, nbf=c.nbf, jti=c.jti,
         client_id=c.client_id, scope=list(c.scope), sid=c.sid, auth_time=c.auth_time,
         amr=list(c.amr), acr=c.acr, cnf_x5t_s256=c.cnf_x5t_s256,
+        act=actor_message(c.act) if c.act is not None else None,
+    )  # fmt: skip
+
+
+def exchange_request(m: pb.ExchangeTokenRequest) -> ExchangeRequest:
+    return ExchangeRequest(
+        client_id=m.client.client_id, client_secret=m.client.client_secret, subject_token=m.subject_token,
+        subject_token_type=m.subject_token_type, audiences=tuple(m.audience), scopes=tuple(m.scope),
+        requested_token_type=m.requested_token_type, request_context=m.request_context,
+        request_details=m.request_details, purpose=m.purpose,
+    )  # fmt: skip
+
+
+def exchanged(e: Exchanged) -> pb.ExchangeTokenResponse:
+    return pb.ExchangeTokenResponse(
+        access_token=e.token, issued_token_type=e.issued_token_type, token_type=e.token_type,
+        expires_in=e.expires_in, scope=list(e.scopes),
     )  # fmt: skip
 
 

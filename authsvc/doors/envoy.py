@@ -9,7 +9,8 @@ to Envoy like one that is down, its retry policy and outlier detection apply).
 
 Per route, Envoy's ``context_extensions`` say what a token must carry:
 ``audience`` (else AUTHSVC_ENVOY_DEFAULT_AUDIENCE), ``scope`` (space-separated,
-all required), ``max_auth_age`` (seconds) and ``require_encrypted`` (``true``:
+all required), ``max_auth_age`` (seconds), ``max_delegation_depth`` (actors a
+delegated token may name in ``act``; ``0``: none) and ``require_encrypted`` (``true``:
 only a nested JWT; the deployment's and the audience's own rule apply anyway). A route that says something
 unreadable is a broken request (INVALID_ARGUMENT, so Envoy denies it), never
 a guess.
@@ -44,6 +45,8 @@ from authsvc_client import AccessClaims, Reason, Requirements, TokenRejected
 SERVICE = ext.DESCRIPTOR.services_by_name["Authorization"]
 MESSAGES = ext  # the generated module, for registry.add_service
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+#: Above this a max_delegation_depth is a typo (a token names at most 16 actors).
+_MAX_DELEGATION_DEPTH = 64
 #: Above this a max_auth_age is a typo, not a policy (ten years).
 _MAX_AUTH_AGE = 10 * 366 * 86400
 #: URL-encoded PEM of one certificate; a chain or junk past this is refused.
@@ -63,7 +66,7 @@ class Authorizer:
         self._metrics = metrics or Metrics()
         # A route's extensions and the certificate -> checked Requirements:
         # Envoy asks with the same few over and over.
-        self._requirements: dict[tuple[str, str, str, str, str], Requirements] = {}
+        self._requirements: dict[tuple[str, str, str, str, str, str], Requirements] = {}
         # Token -> its OK answer, serialized: the answer depends on the token's
         # claims alone, and building it is most of a Check's own cost (about
         # 40 us). Every rule still runs on every call; only the wrapping is kept.
@@ -88,7 +91,8 @@ class Authorizer:
         extensions = attributes.context_extensions
         asked = (
             extensions.get("audience", ""), extensions.get("scope", ""), extensions.get("max_auth_age", ""),
-            extensions.get("require_encrypted", ""), attributes.source.certificate,
+            extensions.get("require_encrypted", ""), extensions.get("max_delegation_depth", ""),
+            attributes.source.certificate,
         )  # fmt: skip
         requirements = self._requirements.get(asked)
         if requirements is None:  # checked once per distinct route and certificate
@@ -134,8 +138,13 @@ def route_requirements(request: ext.CheckRequest, default_audience: str | None) 
     encrypted = extensions.get("require_encrypted", "false")
     if encrypted not in ("true", "false"):
         raise InvalidArgument("require_encrypted must be true or false")
+    depth = extensions.get("max_delegation_depth", "")
+    if depth and not (depth.isascii() and depth.isdigit() and int(depth) <= _MAX_DELEGATION_DEPTH):
+        raise InvalidArgument("max_delegation_depth must be a number of actors")
     thumbprint = peer_thumbprint(request.attributes.source.certificate)
-    return convert.requirements(audience, scopes, thumbprint, int(max_age), encrypted == "true")
+    return convert.requirements(
+        audience, scopes, thumbprint, int(max_age), encrypted == "true", int(depth) if depth else None
+    )
 
 
 def peer_thumbprint(certificate: str) -> str:

@@ -13,6 +13,7 @@ from authsvc.domain.deps import Deps
 from authsvc.domain.identity import enrolment, login
 from authsvc.domain.models import TokenPair
 from authsvc.domain.sessions import listing, refresh, revoke, watch
+from authsvc.domain.tokens import exchange
 from authsvc.doors import convert
 from authsvc.doors.convert import Context
 from authsvc.doors.grpc_status import abort_internal, abort_with, rpc
@@ -42,9 +43,10 @@ class _SeenRequest:
         self.answer: bytes | None = None  # the serialized VerifyResponse, when the token was active
 
 
-def _read_verify_request(
-    data: bytes, checked: dict[tuple[str, tuple[str, ...], str, int, bool], Requirements]
-) -> _SeenRequest:
+_Asked = tuple[str, tuple[str, ...], str, int, bool, int | None]
+
+
+def _read_verify_request(data: bytes, checked: dict[_Asked, Requirements]) -> _SeenRequest:
     """Parse and check a Verify request; ``checked`` keeps requirements
     already checked (callers ask for the same few over and over)."""
     try:
@@ -56,9 +58,10 @@ def _read_verify_request(
         raise InvalidArgument("token is required")
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidArgument("token is too long")
+    depth = request.max_delegation_depth if request.HasField("max_delegation_depth") else None
     asked = (
         request.audience, tuple(request.required_scope), request.cert_thumbprint, request.max_auth_age_seconds,
-        request.require_encrypted,
+        request.require_encrypted, depth,
     )  # fmt: skip
     requirements = checked.get(asked)
     if requirements is None:  # checked once per distinct set of requirements
@@ -74,9 +77,9 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         self._deps = deps
         self._metrics = metrics or Metrics()
         self._verify_requests: OrderedDict[bytes, _SeenRequest] = OrderedDict()
-        # Verify's (audience, scopes, thumbprint, max age) -> checked Requirements:
-        # callers ask for the same few over and over.
-        self._requirements: dict[tuple[str, tuple[str, ...], str, int, bool], Requirements] = {}
+        # Verify's (audience, scopes, thumbprint, max age, encrypted, max depth)
+        # -> checked Requirements: callers ask for the same few over and over.
+        self._requirements: dict[_Asked, Requirements] = {}
 
     @rpc
     async def Issue(self, request: pb.IssueRequest, context: Context) -> pb.IssueResponse:
@@ -205,6 +208,13 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             await abort_with(context, error)
         else:
             await abort_internal(context)
+
+    @rpc
+    async def ExchangeToken(
+        self, request: pb.ExchangeTokenRequest, context: Context
+    ) -> pb.ExchangeTokenResponse:
+        result = await exchange.exchange(self._deps, convert.exchange_request(request), convert.call_info(context))
+        return convert.exchanged(result)
 
     @rpc
     async def GetJWKS(self, request: pb.GetJWKSRequest, context: Context) -> pb.GetJWKSResponse:

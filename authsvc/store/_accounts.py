@@ -76,12 +76,25 @@ class AccountsMixin(Base):
         *,
         tls_san_uri: str | None = None,
         tls_thumbprint: str | None = None,
+        exchange_audiences: Sequence[str] = (),
     ) -> None:
         await self._pool.execute(
-            "INSERT INTO clients (id, name, secret_hash, scopes, audiences, created_at, tls_san_uri, tls_thumbprint)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO clients (id, name, secret_hash, scopes, audiences, created_at, tls_san_uri, tls_thumbprint,"
+            " exchange_audiences) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             client_id, name, secret_hash, list(scopes), list(audiences), cv.ts(now), tls_san_uri, tls_thumbprint,
+            list(exchange_audiences),
         )  # fmt: skip
+
+    @translated
+    async def set_exchange_audiences(self, client: str, audiences: Sequence[str]) -> bool:
+        """Replace the exchange policy of the client with this id or name;
+        False when there is none."""
+        done = await self._pool.fetchval(
+            "UPDATE clients SET exchange_audiences = $2"
+            " WHERE id = $1 OR (name = $1 AND NOT EXISTS (SELECT 1 FROM clients WHERE id = $1)) RETURNING 1",
+            client, list(dict.fromkeys(audiences)),
+        )  # fmt: skip
+        return done is not None
 
     @translated
     async def client_by_id(self, client_id: str) -> Client | None:

@@ -53,6 +53,7 @@ def client(row: Any) -> Client:
         disabled=row["disabled"],
         tls_san_uri=row["tls_san_uri"],
         tls_thumbprint=row["tls_thumbprint"],
+        exchange_audiences=tuple(row["exchange_audiences"]),
         created_at=row["created_at"].timestamp(),
         previous_secret_hash=None if row["previous_secret_hash"] is None else bytes(row["previous_secret_hash"]),
         previous_secret_expires_at=epoch(row["previous_secret_expires_at"]),

@@ -151,9 +151,9 @@ async def test_listings_have_headers_audiences_and_mark_mtls_clients(database, t
 
     clients = {line.split()[1]: line.split() for line in cli(env, "client", "list").splitlines()[1:]}
     header = cli(env, "client", "list").splitlines()[0].split()
-    assert header == ["CLIENT_ID", "NAME", "AUTH", "CERTIFICATE", "SCOPES", "AUDIENCES"]
-    assert clients["plain"][2:] == ["secret", "-", "orders.read", "orders"]
-    assert clients["cert"][2:] == ["mtls", "uri:spiffe://example.org/cert", "-", "orders"]
+    assert header == ["CLIENT_ID", "NAME", "AUTH", "CERTIFICATE", "SCOPES", "AUDIENCES", "EXCHANGE"]
+    assert clients["plain"][2:] == ["secret", "-", "orders.read", "orders", "-"]
+    assert clients["cert"][2:] == ["mtls", "uri:spiffe://example.org/cert", "-", "orders", "-"]
 
 
 async def test_health_says_serving_for_a_live_server_and_fails_without_one(database, tmp_path):

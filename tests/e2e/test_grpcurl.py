@@ -85,7 +85,7 @@ REFRESH_SPENT = _rpc("authsvc.v1.AuthService/Refresh", '{"refresh_token": "$SPEN
 REVOKE = _rpc("authsvc.v1.AuthService/Revoke", '{"token": "$ACCESS"}')
 SESSION = (LIST, DESCRIBE, HEALTH, ISSUE_PASSWORD, VERIFY, REFRESH, REVOKE, REFRESH_SPENT, ISSUE_CLIENT)
 
-RPCS = ("Issue", "ChallengeMFA", "Verify", "Refresh", "Revoke", "EnrollMFA", "ConfirmMFA", "GetJWKS")
+RPCS = ("Issue", "ChallengeMFA", "Verify", "Refresh", "Revoke", "EnrollMFA", "ConfirmMFA", "GetJWKS", "ExchangeToken")
 
 
 @dataclass

@@ -176,6 +176,8 @@ async def test_unreadable_routes_and_requests_are_invalid_argument(check, channe
         ("huge certificate", request(value, certificate="A" * 20000), "source certificate is too long"),
         ("bad scope", request(value, scope="a\x00b"), "required_scope is malformed"),
         ("yes for a flag", request(value, require_encrypted="yes"), "require_encrypted must be true or false"),
+        ("words for a depth", request(value, max_delegation_depth="two"), DEPTH_MESSAGE),
+        ("a depth past any chain", request(value, max_delegation_depth="65"), DEPTH_MESSAGE),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await check.Check(bad)
@@ -184,6 +186,9 @@ async def test_unreadable_routes_and_requests_are_invalid_argument(check, channe
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await raw(b"\xff\xff\xff")
     assert (err.value.code(), err.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "malformed request")
+
+
+DEPTH_MESSAGE = "max_delegation_depth must be a number of actors"
 
 
 async def test_a_stale_replica_fails_closed(check, app, user_token):
@@ -222,8 +227,9 @@ async def test_check_and_verify_give_one_verdict_on_every_token(app, stub, check
     for case in cases:
         active, reason, _ = await verify_verdict(stub, case)
         r = case.requirements
+        depth = "" if r.max_delegation_depth is None else str(r.max_delegation_depth)
         extensions = {"audience": r.audience, "scope": " ".join(r.scopes), "max_auth_age": str(r.max_auth_age),
-                      "require_encrypted": str(r.require_encrypted).lower()}  # fmt: skip
+                      "require_encrypted": str(r.require_encrypted).lower(), "max_delegation_depth": depth}  # fmt: skip
         response = await check.Check(request(f"Bearer {case.token}", **extensions))
         if active:
             counts["allowed"] += 1

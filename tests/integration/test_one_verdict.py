@@ -119,7 +119,18 @@ def _claim_values(now: int) -> dict[str, list[Any]]:
         "acr": [*TEXTS, *OTHERS],
         "cnf": [*OTHERS, {"x5t#S256": "abc"}, {"x5t#S256": 1}, {"x5t#S256": ""}, {"jkt": "x"},
                 {"x5t#S256": RawJson('"\\ud800"')}],
+        "act": [*TEXTS, *OTHERS, {"sub": "c_gw"}, {"sub": "c_orders", "act": {"sub": "c_gw"}}, {"sub": ""},
+                {"sub": 1}, {"sub": "c_orders", "act": "c_gw"}, {"sub": "c_orders", "iss": "x"},
+                {"sub": RawJson('"\\ud800"')}, _chain(16), _chain(17)],
     }
+
+
+def _chain(actors: int) -> dict[str, Any]:
+    """An `act` chain (RFC 8693 4.1) this many actors deep."""
+    act: dict[str, Any] = {"sub": "a0"}
+    for i in range(1, actors):
+        act = {"sub": f"a{i}", "act": act}
+    return act
 
 
 def _raw(value: Any) -> Any:
@@ -197,6 +208,8 @@ def corpus(c: Corpus) -> Iterator[Case]:
     # Requirements: audience, scopes, auth age, binding.
     valid = c.token(c.header(), c.claims())
     bound = c.token(c.header(), c.claims(cnf={"x5t#S256": "thumb"}))
+    delegated = c.token(c.header(), c.claims(act={"sub": "c_gw"}))
+    chained = c.token(c.header(), c.claims(act=_chain(2)))
     for name, req, token in [
         ("wrong audience", Requirements(audience="billing"), valid),
         ("scope held", Requirements(audience=AUDIENCE, scopes=("read",)), valid),
@@ -207,6 +220,10 @@ def corpus(c: Corpus) -> Iterator[Case]:
         ("bound, right cert", Requirements(audience=AUDIENCE, cert_thumbprint="thumb"), bound),
         ("bound, wrong cert", Requirements(audience=AUDIENCE, cert_thumbprint="other"), bound),
         ("encrypted only", Requirements(audience=AUDIENCE, require_encrypted=True), valid),
+        ("undelegated, no delegation", Requirements(audience=AUDIENCE, max_delegation_depth=0), valid),
+        ("delegated, no delegation", Requirements(audience=AUDIENCE, max_delegation_depth=0), delegated),
+        ("delegated, one hop", Requirements(audience=AUDIENCE, max_delegation_depth=1), delegated),
+        ("chained, one hop", Requirements(audience=AUDIENCE, max_delegation_depth=1), chained),
     ]:
         yield Case(f"requirements {name}", token, req)
 
@@ -216,7 +233,8 @@ Verdict = tuple[bool, Reason | None, tuple[Any, ...] | None]
 
 def _registered(claims: Any) -> tuple[Any, ...]:
     return (claims.iss, claims.sub, claims.aud, claims.exp, claims.iat, claims.nbf, claims.jti, claims.client_id,
-            claims.scope, claims.sid, claims.auth_time, claims.amr, claims.acr, claims.cnf_x5t_s256)  # fmt: skip
+            claims.scope, claims.sid, claims.auth_time, claims.amr, claims.acr, claims.cnf_x5t_s256,
+            claims.act)  # fmt: skip
 
 
 async def _by_rpc(stub: pb_grpc.AuthServiceAsyncStub, case: Case) -> Verdict:
@@ -225,6 +243,7 @@ async def _by_rpc(stub: pb_grpc.AuthServiceAsyncStub, case: Case) -> Verdict:
         pb.VerifyRequest(
             token=case.token, audience=r.audience, required_scope=list(r.scopes), cert_thumbprint=r.cert_thumbprint,
             max_auth_age_seconds=r.max_auth_age, require_encrypted=r.require_encrypted,
+            max_delegation_depth=r.max_delegation_depth,
         )
     )  # fmt: skip
     if resp.active:

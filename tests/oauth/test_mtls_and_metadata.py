@@ -114,7 +114,9 @@ async def test_metadata_meets_rfc_8414(https, mtls, pki, mutual):
     assert document["introspection_endpoint"] == base + "/oauth2/introspect"
     assert document["revocation_endpoint"] == base + "/oauth2/revoke"
     assert document["jwks_uri"] == base + "/.well-known/jwks.json"
-    assert document["grant_types_supported"] == ["client_credentials", "refresh_token"]
+    assert document["grant_types_supported"] == [
+        "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange",
+    ]  # fmt: skip
     secrets = ["client_secret_basic", "client_secret_post"]
     methods = secrets + (["tls_client_auth"] if mutual else [])
     assert document["token_endpoint_auth_methods_supported"] == [*methods, "none"]

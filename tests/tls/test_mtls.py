@@ -159,3 +159,41 @@ async def test_mtls_refuses_connections_without_a_trusted_certificate(mtls, pki)
     async with channel(mtls, pki, stranger) as ch:
         with pytest.raises(grpc.aio.AioRpcError):
             await pb_grpc.AuthServiceStub(ch).GetJWKS(pb.GetJWKSRequest(), timeout=5)
+
+
+async def test_an_exchange_over_mtls_binds_the_delegated_token_to_the_actor(
+    mtls, tls_only, pki, store, passwords, clock
+):
+    """RFC 8693 with RFC 8705: the actor proves itself with its certificate, and
+    what it gets is bound to that certificate; a subject token bound to someone
+    else's certificate is exchanged by nobody else."""
+    gateway = pki.ca.issue("gateway", uri=SPIFFE + "gateway")
+    actor = credentials.new_client_id()
+    await store.create_client(
+        actor, unique("gw"), b"", ["read"], ["gateway"], clock.now(), tls_san_uri=SPIFFE + "gateway",
+        exchange_audiences=["orders"],
+    )  # fmt: skip
+    user = await add_user(store, passwords, clock, scopes=("read",), audiences=("gateway",))
+    async with channel(tls_only, pki, None) as ch:
+        unbound = await login(pb_grpc.AuthServiceStub(ch), user, audience=["gateway"])
+    async with channel(mtls, pki, pki.alice) as ch:
+        bound = await login(pb_grpc.AuthServiceStub(ch), user, audience=["gateway"])  # bound to alice's laptop
+    async with channel(mtls, pki, gateway) as ch:
+        stub = pb_grpc.AuthServiceStub(ch)
+
+        def exchange(token: str) -> pb.ExchangeTokenRequest:
+            return pb.ExchangeTokenRequest(
+                client=pb.ClientCredential(client_id=actor), subject_token=token, audience=["orders"]
+            )
+
+        got = await stub.ExchangeToken(exchange(unbound.access_token))
+        assert claims(got.access_token)["cnf"] == {"x5t#S256": gateway.thumbprint}
+        assert claims(got.access_token)["act"] == {"sub": actor}
+        ok = await stub.Verify(pb.VerifyRequest(token=got.access_token, audience="orders",
+                                                cert_thumbprint=gateway.thumbprint))  # fmt: skip
+        assert ok.active and ok.claims.act.sub == actor
+        stolen = await stub.Verify(pb.VerifyRequest(token=got.access_token, audience="orders"))
+        assert stolen.reason == R.INACTIVE_REASON_CERT_MISMATCH
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ExchangeToken(exchange(bound.access_token))
+        assert (err.value.code(), err.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid subject_token")

@@ -36,11 +36,13 @@ async def register(
     tls_thumbprint: str = "",
     actor: str = "",
     call: CallInfo | None = None,
+    exchange_audiences: Sequence[str] = (),
 ) -> Registered:
     """A new client. With a certificate (RFC 8705 section 2) it has no secret
     at all; else its secret is given here, once, and stored only as a hash."""
     validate.text(name, "name")
     scopes, audiences = validate.names(scopes, "scope"), validate.names(audiences, "audience")
+    exchange_audiences = validate.names(exchange_audiences, "exchange audience")
     if not audiences:
         raise InvalidArgument("a client needs at least one audience")
     if tls_san_uri and tls_thumbprint:
@@ -53,12 +55,27 @@ async def register(
     now = clock.now()
     await store.create_client(
         client_id, name, credentials.digest(secret) if secret else b"", scopes, audiences, now,
-        tls_san_uri=tls_san_uri or None, tls_thumbprint=tls_thumbprint or None,
+        tls_san_uri=tls_san_uri or None, tls_thumbprint=tls_thumbprint or None, exchange_audiences=exchange_audiences,
     )  # fmt: skip
     await store.audit(
         "client_created", now, subject=client_id, outcome=Outcome.OK, actor=actor, call=call, detail=f"name={name}"
     )
     return Registered(client_id, secret)
+
+
+async def set_exchange_audiences(
+    store: Store, clock: Clock, client: str, audiences: Sequence[str], actor: str, call: CallInfo | None = None
+) -> None:
+    """Replace the exchange policy of the client with this id or name: the
+    audiences it may exchange tokens it received for (RFC 8693); none at all
+    with an empty list."""
+    audiences = validate.names(audiences, "exchange audience")
+    if not await store.set_exchange_audiences(client, audiences):
+        raise NotFound("no such client")
+    await store.audit(
+        "client_exchange_policy_set", clock.now(), subject=client, outcome=Outcome.OK, actor=actor, call=call,
+        detail=f"exchange_audiences={','.join(audiences) or '-'}",
+    )  # fmt: skip
 
 
 async def set_disabled(

@@ -21,7 +21,7 @@ from authsvc.domain.tokens.kek import Kek
 from authsvc.domain.tokens.key_rotation import ensure_keys
 from authsvc.domain.tokens.signing_keys import Keyring
 from authsvc.errors import StoreUnavailable, Throttled
-from authsvc_client import AccessClaims, Requirements
+from authsvc_client import AccessClaims, Reason, Requirements, TokenRejected
 from authsvc_client._verify import accept, read_access_token
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,32 @@ class LiveState:
             claims,
             issuer=self._policy.issuer,
             requirements=requirements,
+            now=self._clock.now(),
+            leeway=self._policy.leeway,
+            is_revoked=self.revocations.is_revoked,
+        )
+        return claims
+
+    def verify_subject_token(self, token: str, cert_thumbprint: str) -> AccessClaims:
+        """Verify for authsvc itself, which is no audience of the token: the
+        subject token of an exchange (RFC 8693). Every rule but the audience
+        runs, the binding included: a token bound to a certificate is
+        exchanged only by the holder of that certificate."""
+        if not self.current:
+            raise StoreUnavailable()
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = read_access_token(
+                token, self.keyring.verification_keys, self.encryptor.decryption_keys, keep_raw=False
+            )
+            self._remember(token, claims)
+        if not claims.aud:
+            raise TokenRejected(Reason.MALFORMED)
+        anyone = Requirements(audience=claims.aud[0], cert_thumbprint=cert_thumbprint)
+        accept(
+            claims,
+            issuer=self._policy.issuer,
+            requirements=anyone,
             now=self._clock.now(),
             leeway=self._policy.leeway,
             is_revoked=self.revocations.is_revoked,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from authsvc.domain.tokens.signing_keys import SigningKey
 from authsvc_client._jose import b64url_encode, json_bytes, sign
@@ -23,6 +24,11 @@ class Grant:
     acr: str
     session_id: str = ""
     cert_thumbprint: str = ""
+    #: RFC 8693 section 4.1: who acts for the subject (a delegated token).
+    act: Mapping[str, Any] | None = None
+    #: A delegated token lives no longer than the token it was exchanged
+    #: from: its exp is at most this (0: no cap).
+    not_after: int = 0
 
 
 def mint_access_token(
@@ -30,7 +36,7 @@ def mint_access_token(
 ) -> tuple[str, str, int]:
     """Give (token, jti, exp)."""
     iat = int(now)
-    exp = iat + ttl
+    exp = min(iat + ttl, grant.not_after) if grant.not_after else iat + ttl
     jti = secrets.token_urlsafe(16)
     claims: dict[str, object] = {
         "iss": issuer,
@@ -53,6 +59,8 @@ def mint_access_token(
         claims["sid"] = grant.session_id
     if grant.cert_thumbprint:
         claims["cnf"] = {"x5t#S256": grant.cert_thumbprint}
+    if grant.act is not None:
+        claims["act"] = grant.act
     header = {"alg": key.alg, "kid": key.kid, "typ": "at+jwt"}
     signing_input = b64url_encode(json_bytes(header)) + "." + b64url_encode(json_bytes(claims))
     signature = sign(key.alg, key.private, signing_input.encode("ascii"))

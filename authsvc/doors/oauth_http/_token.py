@@ -15,6 +15,7 @@ from authsvc.domain.deps import Deps
 from authsvc.domain.identity import login
 from authsvc.domain.models import CallInfo, Client, TokenPair
 from authsvc.domain.sessions import refresh
+from authsvc.domain.tokens import exchange
 from authsvc.doors.http_status import bad_request
 from authsvc.errors import InvalidCredentials
 
@@ -96,3 +97,32 @@ async def _refresh_token(req: TokenRequest) -> dict[str, Any]:
     if not token:
         raise HttpFailure(bad_request("refresh_token is required"))
     return token_answer(await refresh.refresh(req.deps, token, req.form.scopes(), req.call))
+
+
+@grant("urn:ietf:params:oauth:grant-type:token-exchange")
+async def _token_exchange(req: TokenRequest) -> dict[str, Any]:
+    """RFC 8693 section 2: the ExchangeToken RPC. The authenticated client is
+    the actor (no actor_token); a Txn-Token is asked for with
+    requested_token_type urn:ietf:params:oauth:token-type:txn_token and the
+    draft's request_context and request_details (JSON objects)."""
+    if not req.client.client_id:
+        raise invalid_client("client authentication is required")
+    form = req.form
+    if "actor_token" in form:
+        raise HttpFailure(bad_request("actor_token is not supported: the authenticated client is the actor"))
+    if not form.one("subject_token") or not form.one("subject_token_type"):
+        raise HttpFailure(bad_request("subject_token and subject_token_type are required"))
+    asked = exchange.ExchangeRequest(
+        client_id=req.client.client_id, client_secret=req.client.secret, subject_token=form.one("subject_token"),
+        subject_token_type=form.one("subject_token_type"), audiences=form.audiences(), scopes=form.scopes(),
+        requested_token_type=form.one("requested_token_type"), request_context=form.one("request_context"),
+        request_details=form.one("request_details"), purpose=form.one("purpose"),
+    )  # fmt: skip
+    try:
+        done = await exchange.exchange(req.deps, asked, req.call)
+    except InvalidCredentials:  # here, only the actor's own proof can fail
+        raise invalid_client() from None
+    return {
+        "access_token": done.token, "issued_token_type": done.issued_token_type, "token_type": done.token_type,
+        "expires_in": done.expires_in, "scope": " ".join(done.scopes),
+    }  # fmt: skip

@@ -26,6 +26,7 @@ from ._jose import SIGNING_ALGORITHMS
 from ._keys import KeySet, VerificationKey
 from ._models import (
     ClientCredential,
+    ExchangedToken,
     MfaChallenge,
     MfaEnrolment,
     PasswordCredential,
@@ -39,11 +40,23 @@ from ._proto import admin_pb2_grpc as admin_grpc
 from ._proto import auth_pb2 as pb
 from ._proto import auth_pb2_grpc as grpc
 from ._retry import RetryPolicy
+from ._txn import TXN_TOKEN_TYPE, TxnClaims, TxnRequirements, verify_txn_token
+from ._txn_interceptors import (
+    TXN_TOKEN_METADATA,
+    AsyncTxnTokenServerInterceptor,
+    TxnTokenForwarder,
+    TxnTokenServerInterceptor,
+    async_txn_token_forwarders,
+    current_txn,
+    current_txn_token,
+    use_txn_token,
+)
 from ._verifier import TokenVerifier, VerifierStats
 from ._verify import (
     DEFAULT_LEEWAY_SECONDS,
     MAX_TOKEN_LENGTH,
     AccessClaims,
+    Actor,
     Reason,
     Requirements,
     TokenRejected,
@@ -55,15 +68,20 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_TOKEN_LENGTH",
     "SIGNING_ALGORITHMS",
+    "TXN_TOKEN_METADATA",
+    "TXN_TOKEN_TYPE",
     "AccessClaims",
+    "Actor",
     "AsyncAuthClient",
     "AsyncAuthServerInterceptor",
     "AsyncClientCredentialsAuth",
+    "AsyncTxnTokenServerInterceptor",
     "AuthClient",
     "AuthServerInterceptor",
     "AuthsvcError",
     "ClientCredential",
     "ClientCredentialsAuth",
+    "ExchangedToken",
     "InvalidCredentials",
     "KeySet",
     "MfaChallenge",
@@ -80,6 +98,10 @@ __all__ = [
     "TokenPair",
     "TokenRejected",
     "TokenVerifier",
+    "TxnClaims",
+    "TxnRequirements",
+    "TxnTokenForwarder",
+    "TxnTokenServerInterceptor",
     "Unavailable",
     "VerificationKey",
     "VerifierStats",
@@ -87,8 +109,13 @@ __all__ = [
     "VerifyResult",
     "admin_grpc",
     "admin_pb",
+    "async_txn_token_forwarders",
     "current_claims",
+    "current_txn",
+    "current_txn_token",
     "grpc",
     "pb",
+    "use_txn_token",
     "verify_access_token",
+    "verify_txn_token",
 ]

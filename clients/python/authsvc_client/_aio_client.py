@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, overload
 
 import grpc
@@ -17,6 +17,7 @@ from ._client import (
     _Base,
     _bearer,
     _challenge_request,
+    _exchange_request,
     _issue_request,
     _issue_result,
     _remaining,
@@ -28,6 +29,7 @@ from ._client import (
 from ._errors import translate
 from ._models import (
     ClientCredential,
+    ExchangedToken,
     MfaChallenge,
     MfaEnrolment,
     PasswordCredential,
@@ -120,6 +122,27 @@ class AsyncAuthClient(_Base):
     ) -> TokenPair:
         request = _challenge_request(challenge_id, totp_code, recovery_code)
         return m.token_pair((await self._unary(self._stub.ChallengeMFA, request, timeout, retryable=False)).tokens)
+
+    async def exchange_token(
+        self,
+        credential: ClientCredential,
+        subject_token: str,
+        *,
+        audience: Sequence[str],
+        scope: Sequence[str] = (),
+        requested_token_type: str = "",
+        subject_token_type: str = "",
+        request_context: Mapping[str, Any] | None = None,
+        request_details: Mapping[str, Any] | None = None,
+        purpose: str = "",
+        timeout: float | None = None,
+    ) -> ExchangedToken:
+        """See :meth:`AuthClient.exchange_token`."""
+        request = _exchange_request(
+            credential, subject_token, audience, scope, requested_token_type, subject_token_type,
+            request_context, request_details, purpose,
+        )  # fmt: skip
+        return m.exchanged_token(await self._unary(self._stub.ExchangeToken, request, timeout))
 
     async def verify(self, token: str, requirements: Requirements, *, timeout: float | None = None) -> VerifyResult:
         return m.verify_result(await self._unary(self._stub.Verify, _verify_request(token, requirements), timeout))

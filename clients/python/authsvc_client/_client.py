@@ -15,9 +15,10 @@ of a request that did reach the server counts as reuse and ends the session.
 
 from __future__ import annotations
 
+import json
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import grpc
@@ -26,6 +27,7 @@ from . import _models as m
 from ._errors import AuthsvcError, Unavailable, translate
 from ._models import (
     ClientCredential,
+    ExchangedToken,
     MfaChallenge,
     MfaEnrolment,
     PasswordCredential,
@@ -87,7 +89,31 @@ def _verify_request(token: str, requirements: Requirements) -> pb.VerifyRequest:
         cert_thumbprint=requirements.cert_thumbprint,
         max_auth_age_seconds=requirements.max_auth_age,
         require_encrypted=requirements.require_encrypted,
+        max_delegation_depth=requirements.max_delegation_depth,
     )
+
+
+def _exchange_request(
+    credential: ClientCredential,
+    subject_token: str,
+    audience: Sequence[str],
+    scope: Sequence[str],
+    requested_token_type: str,
+    subject_token_type: str,
+    request_context: Mapping[str, Any] | None,
+    request_details: Mapping[str, Any] | None,
+    purpose: str,
+) -> pb.ExchangeTokenRequest:
+    if not isinstance(credential, ClientCredential):
+        raise TypeError("the actor of an exchange is a service client: give a ClientCredential")
+    return pb.ExchangeTokenRequest(
+        client=pb.ClientCredential(client_id=credential.client_id, client_secret=credential.client_secret),
+        subject_token=subject_token, subject_token_type=subject_token_type, audience=list(audience),
+        scope=list(scope), requested_token_type=requested_token_type,
+        request_context=json.dumps(dict(request_context)) if request_context is not None else "",
+        request_details=json.dumps(dict(request_details)) if request_details is not None else "",
+        purpose=purpose,
+    )  # fmt: skip
 
 
 def _revoke_request(
@@ -205,6 +231,32 @@ class AuthClient(_Base):
     ) -> TokenPair:
         request = _challenge_request(challenge_id, totp_code, recovery_code)
         return m.token_pair(self._unary(self._stub.ChallengeMFA, request, timeout, retryable=False).tokens)
+
+    def exchange_token(
+        self,
+        credential: ClientCredential,
+        subject_token: str,
+        *,
+        audience: Sequence[str],
+        scope: Sequence[str] = (),
+        requested_token_type: str = "",
+        subject_token_type: str = "",
+        request_context: Mapping[str, Any] | None = None,
+        request_details: Mapping[str, Any] | None = None,
+        purpose: str = "",
+        timeout: float | None = None,
+    ) -> ExchangedToken:
+        """Token exchange (RFC 8693) as the service ``credential`` names: a
+        delegated token for ``audience``, or with ``requested_token_type=
+        TXN_TOKEN_TYPE`` a Txn-Token for the trust domain (``request_context``
+        becomes its ``rctx``, ``request_details`` its ``tctx``). Give a
+        Txn-Token as ``subject_token`` with ``subject_token_type=TXN_TOKEN_TYPE``
+        to replace it (narrower scope, added context)."""
+        request = _exchange_request(
+            credential, subject_token, audience, scope, requested_token_type, subject_token_type,
+            request_context, request_details, purpose,
+        )  # fmt: skip
+        return m.exchanged_token(self._unary(self._stub.ExchangeToken, request, timeout))
 
     def verify(self, token: str, requirements: Requirements, *, timeout: float | None = None) -> VerifyResult:
         """Introspect (RFC 7662): an inactive token is a result, not an error."""

@@ -23,7 +23,7 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import grpc
 from cryptography import x509
@@ -43,6 +43,7 @@ REAUTH = "re-authentication required"
 UNAVAILABLE = "authentication unavailable, retry later"
 
 Denial = tuple[grpc.StatusCode, str]
+_R = TypeVar("_R")  # what a method requires: Requirements, or TxnRequirements (_txn_interceptors)
 
 if TYPE_CHECKING:  # generic in the stubs only
     _AioInterceptor = grpc.aio.ServerInterceptor[Any, Any]
@@ -94,23 +95,29 @@ def _denial(rejected: TokenRejected) -> Denial:
     return grpc.StatusCode.UNAUTHENTICATED, INVALID_TOKEN
 
 
-class _Rules:
+def _has_audience(rule: Requirements) -> bool:
+    return bool(rule.audience)
+
+
+class _Rules(Generic[_R]):
     def __init__(
         self,
-        requirements: Mapping[str, Requirements],
+        requirements: Mapping[str, _R],
         public: Iterable[str],
-        default: Requirements | None,
+        default: _R | None,
+        valid: Callable[[_R], bool],
+        needs: str = "an audience",
     ) -> None:
         for method, req in requirements.items():
-            if not method.startswith("/") or not req.audience:
-                raise ValueError(f"{method}: methods are '/pkg.Service/Method' and need an audience")
+            if not method.startswith("/") or not valid(req):
+                raise ValueError(f"{method}: methods are '/pkg.Service/Method' and need {needs}")
         self._requirements = dict(requirements)
         public = tuple(public)
         self._public_methods = frozenset(p for p in public if not p.endswith("/"))
         self._public_services = tuple(p for p in public if p.endswith("/"))
         self._default = default
 
-    def lookup(self, method: str) -> Requirements | bool | None:
+    def lookup(self, method: str) -> _R | bool | None:
         """Requirements, True for public, or None for refused."""
         found = self._requirements.get(method)
         if found is not None:
@@ -130,7 +137,7 @@ class _Base:
         default: Requirements | None = None,
     ) -> None:
         self._verifier = verifier
-        self._rules = _Rules(requirements, public, default)
+        self._rules = _Rules(requirements, public, default, _has_audience)
 
     @staticmethod
     def _bound(rule: Requirements, context: Any) -> Requirements:
@@ -231,7 +238,8 @@ def _rebuild(handler: Any, **behaviour: Any) -> Any:
     )
 
 
-def _wrap_async(handler: Any, admit: Callable[[Any], Any]) -> Any:
+def _wrap_async(handler: Any, admit: Callable[[Any], Any], var: contextvars.ContextVar[Any] = _CLAIMS) -> Any:
+    """The handler, run with what ``admit`` gives set in ``var``."""
     kind = _kind(handler)
     inner = getattr(handler, kind)
 
@@ -240,7 +248,7 @@ def _wrap_async(handler: Any, admit: Callable[[Any], Any]) -> Any:
         async def streaming(request: Any, context: Any) -> Any:
             with continued(context.invocation_metadata()):
                 claims = await admit(context)
-            _CLAIMS.set(claims)  # this RPC's own task context
+            var.set(claims)  # this RPC's own task context
             async for response in inner(request, context):
                 yield response
 
@@ -249,17 +257,17 @@ def _wrap_async(handler: Any, admit: Callable[[Any], Any]) -> Any:
     async def unary(request: Any, context: Any) -> Any:
         with continued(context.invocation_metadata()):
             claims = await admit(context)
-        reset = _CLAIMS.set(claims)
+        reset = var.set(claims)
         try:
             result = inner(request, context)
             return await result if inspect.isawaitable(result) else result
         finally:
-            _CLAIMS.reset(reset)
+            var.reset(reset)
 
     return _rebuild(handler, **{kind: unary})
 
 
-def _wrap_sync(handler: Any, admit: Callable[[Any], AccessClaims]) -> Any:
+def _wrap_sync(handler: Any, admit: Callable[[Any], Any], var: contextvars.ContextVar[Any] = _CLAIMS) -> Any:
     kind = _kind(handler)
     inner = getattr(handler, kind)
 
@@ -270,13 +278,13 @@ def _wrap_sync(handler: Any, admit: Callable[[Any], AccessClaims]) -> Any:
                 claims = admit(context)
 
             def responses() -> Any:
-                reset = _CLAIMS.set(claims)
+                reset = var.set(claims)
                 try:
                     yield from inner(request, context)
                 finally:
                     # A generator closed by the garbage collector runs elsewhere.
                     with contextlib.suppress(ValueError):
-                        _CLAIMS.reset(reset)
+                        var.reset(reset)
 
             return responses()
 
@@ -285,10 +293,10 @@ def _wrap_sync(handler: Any, admit: Callable[[Any], AccessClaims]) -> Any:
     def unary(request: Any, context: Any) -> Any:
         with continued(context.invocation_metadata()):
             claims = admit(context)
-        reset = _CLAIMS.set(claims)  # worker threads are reused: always undo
+        reset = var.set(claims)  # worker threads are reused: always undo
         try:
             return inner(request, context)
         finally:
-            _CLAIMS.reset(reset)
+            var.reset(reset)
 
     return _rebuild(handler, **{kind: unary})

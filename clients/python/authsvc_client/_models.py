@@ -9,7 +9,7 @@ from typing import Literal
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ._proto import auth_pb2 as pb
-from ._verify import AccessClaims, Reason
+from ._verify import AccessClaims, Actor, Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,18 @@ class TokenPair:
     scope: tuple[str, ...]
     session_id: str  # empty for service clients
     token_type: str = "Bearer"  # noqa: S105 - a token type, not a password
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangedToken:
+    """ExchangeToken's answer (RFC 8693 section 2.2.1): a delegated access
+    token (``token_type`` "Bearer") or a Txn-Token ("N_A")."""
+
+    access_token: str = field(repr=False)
+    issued_token_type: str
+    token_type: str
+    expires_in: int
+    scope: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +130,31 @@ def token_pair(m: pb.TokenPair) -> TokenPair:
     )
 
 
+def exchanged_token(m: pb.ExchangeTokenResponse) -> ExchangedToken:
+    return ExchangedToken(
+        access_token=m.access_token, issued_token_type=m.issued_token_type, token_type=m.token_type,
+        expires_in=m.expires_in, scope=tuple(m.scope),
+    )  # fmt: skip
+
+
 def mfa_challenge(m: pb.MFAChallenge) -> MfaChallenge:
     return MfaChallenge(challenge_id=m.challenge_id, methods=tuple(m.methods), expires_at=_seconds(m.expires_at))
+
+
+def actor(m: pb.Actor) -> Actor:
+    return Actor(m.sub, actor(m.act) if m.HasField("act") else None)
+
+
+def actor_message(a: Actor) -> pb.Actor:
+    """The proto form of an ``act`` chain (the server's Verify answer)."""
+    return pb.Actor(sub=a.sub, act=actor_message(a.act) if a.act is not None else None)
+
+
+def _act_claim(a: Actor) -> dict[str, object]:
+    claim: dict[str, object] = {"sub": a.sub}
+    if a.act is not None:
+        claim["act"] = _act_claim(a.act)
+    return claim
 
 
 def claims(m: pb.Claims) -> AccessClaims:
@@ -130,10 +165,13 @@ def claims(m: pb.Claims) -> AccessClaims:
     }  # fmt: skip
     if m.cnf_x5t_s256:
         raw["cnf"] = {"x5t#S256": m.cnf_x5t_s256}
+    act = actor(m.act) if m.HasField("act") else None
+    if act is not None:
+        raw["act"] = _act_claim(act)
     return AccessClaims(
         iss=m.iss, sub=m.sub, aud=tuple(m.aud), exp=m.exp, iat=m.iat, nbf=m.nbf, jti=m.jti,
         client_id=m.client_id, scope=tuple(m.scope), sid=m.sid, auth_time=m.auth_time,
-        amr=tuple(m.amr), acr=m.acr, cnf_x5t_s256=m.cnf_x5t_s256, raw=raw,
+        amr=tuple(m.amr), acr=m.acr, cnf_x5t_s256=m.cnf_x5t_s256, raw=raw, act=act,
     )  # fmt: skip
 
 

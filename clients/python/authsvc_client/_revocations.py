@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ._verify import AccessClaims
-
 
 class RevocationEntry(Protocol):
     """What an entry of the revocation log carries (a stream event, or a row
@@ -34,6 +32,21 @@ class RevocationEntry(Protocol):
     def revoked_at(self) -> float: ...
     @property
     def expires_at(self) -> float: ...
+
+
+class Revocable(Protocol):
+    """What the rules read of a token: an access token's claims, or a
+    Txn-Token's (which carries its subject's ``sid`` too, so revoking the
+    session ends every token exchanged from it)."""
+
+    @property
+    def jti(self) -> str: ...
+    @property
+    def sid(self) -> str: ...
+    @property
+    def sub(self) -> str: ...
+    @property
+    def iat(self) -> int: ...
 
 
 class RevocationSet:
@@ -73,7 +86,7 @@ class RevocationSet:
         self._subjects = {k: v for k, v in self._subjects.items() if v[1] > now}
         self._keys = {k: v for k, v in self._keys.items() if v > now}
 
-    def is_revoked(self, claims: AccessClaims) -> bool:
+    def is_revoked(self, claims: Revocable) -> bool:
         if claims.jti in self._jtis:
             return True
         if claims.sid:

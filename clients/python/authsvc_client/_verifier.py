@@ -18,9 +18,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ._aio_client import AsyncAuthClient
 from ._cache import ClaimsCache
@@ -29,6 +29,7 @@ from ._keys import KeySet
 from ._models import RevocationEvent
 from ._retry import RetryPolicy
 from ._revocations import RevocationSet
+from ._txn import TxnClaims, TxnRequirements, verify_txn_token
 from ._verify import (
     DEFAULT_LEEWAY_SECONDS,
     MAX_LEEWAY_SECONDS,
@@ -42,6 +43,7 @@ from ._verify import (
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 OnStale = Literal["verify_rpc", "fail_closed"]
 JwksFetch = Callable[[], Awaitable[str]]
 ClientSource = AsyncAuthClient | Callable[[], AsyncAuthClient]
@@ -77,7 +79,10 @@ class TokenVerifier:
     :meth:`close`. ``fetch_jwks`` replaces GetJWKS as the key source.
     ``clock`` gives seconds since the epoch and drives every time rule.
     ``decryption_keys`` (kid -> jwcrypto JWK) opens nested tokens encrypted
-    to this service's audience (needs the ``jwe`` extra).
+    to this service's audience (needs the ``jwe`` extra). ``on_revocation`` is
+    called with every revocation event applied (metrics, logs, tests).
+    :meth:`verify_txn` checks Transaction Tokens with the same keys and the
+    same revocations.
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class TokenVerifier:
         reconnect_backoff: tuple[float, float] = (0.5, 30.0),
         rng: random.Random | None = None,
         decryption_keys: Mapping[str, Any] | None = None,
+        on_revocation: Callable[[RevocationEvent], None] | None = None,
     ) -> None:
         if not issuer:
             raise ValueError("an issuer is required")
@@ -118,6 +124,7 @@ class TokenVerifier:
         self._reconnect = RetryPolicy(initial_backoff=reconnect_backoff[0], max_backoff=reconnect_backoff[1])
         self._rng = rng or random.Random()
         self._decryption_keys = decryption_keys
+        self._on_revocation = on_revocation
 
         self._keys = KeySet()
         self._keys_at: float | None = None  # when the key set was last fetched
@@ -217,6 +224,39 @@ class TokenVerifier:
 
     def verify_blocking(self, token: str, requirements: Requirements, timeout: float | None = 10.0) -> AccessClaims:
         """:meth:`verify` from a thread other than the verifier's loop."""
+        return self._blocking(lambda: self.verify(token, requirements), timeout)
+
+    async def verify_txn(self, token: str, requirements: TxnRequirements) -> TxnClaims:
+        """The claims of an acceptable Transaction Token (:func:`verify_txn_token`'s
+        rules, these keys, this revocation set), else :class:`TokenRejected`.
+        No Verify RPC takes Txn-Tokens, so a stale revocation state is always
+        :class:`VerifierUnavailable`, whatever ``on_stale`` says."""
+        if not requirements.trust_domain:
+            raise ValueError("a trust domain is required")
+        now = self._clock()
+        self._maybe_refresh_keys(now)
+        if self._is_stale(now):
+            raise VerifierUnavailable("revocation state is stale")
+        try:
+            return self._verify_txn(token, requirements, now)
+        except TokenRejected as rejected:
+            if rejected.reason is not Reason.UNKNOWN_KEY or not await self._refresh_for_unknown_kid(now):
+                raise
+        return self._verify_txn(token, requirements, self._clock())
+
+    def verify_txn_blocking(
+        self, token: str, requirements: TxnRequirements, timeout: float | None = 10.0
+    ) -> TxnClaims:
+        """:meth:`verify_txn` from a thread other than the verifier's loop."""
+        return self._blocking(lambda: self.verify_txn(token, requirements), timeout)
+
+    def _verify_txn(self, token: str, requirements: TxnRequirements, now: float) -> TxnClaims:
+        return verify_txn_token(
+            token, keys=self._keys, issuer=self._issuer, requirements=requirements, now=now, leeway=self._leeway,
+            is_revoked=self._revocations.is_revoked if self._watching else None,
+        )  # fmt: skip
+
+    def _blocking(self, verdict: Callable[[], Coroutine[Any, Any, _T]], timeout: float | None) -> _T:
         loop = self._loop
         if loop is None:
             raise RuntimeError("start the verifier first")
@@ -226,7 +266,7 @@ class TokenVerifier:
             running = None
         if running is loop:
             raise RuntimeError("verify_blocking on the verifier's own loop would deadlock: await verify()")
-        future = asyncio.run_coroutine_threadsafe(self.verify(token, requirements), loop)
+        future = asyncio.run_coroutine_threadsafe(verdict(), loop)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError as exc:
@@ -367,6 +407,8 @@ class TokenVerifier:
         else:
             self._cache.drop_revoked(event)
         self._cursor = max(self._cursor, event.resume_cursor)
+        if self._on_revocation is not None:
+            self._on_revocation(event)
         now = self._clock()
         if now - self._pruned_at > _PRUNE_INTERVAL:
             self._revocations.prune(now - MAX_LEEWAY_SECONDS)  # entries outlive any leeway a verifier may allow

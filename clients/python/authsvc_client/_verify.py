@@ -53,6 +53,8 @@ class Reason(enum.Enum):
     AUTH_TOO_OLD = 11
     WRONG_TYPE = 12
     NOT_ENCRYPTED = 13
+    #: Delegated through more actors than ``Requirements.max_delegation_depth`` allows.
+    DELEGATION_TOO_DEEP = 14
 
 
 class TokenRejected(Exception):
@@ -61,6 +63,23 @@ class TokenRejected(Exception):
     def __init__(self, reason: Reason) -> None:
         super().__init__(reason.name.lower())
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The acting party of a delegated token (RFC 8693 section 4.1): ``sub``
+    acts for the token's subject; ``act`` is whoever acted before it."""
+
+    sub: str
+    act: Actor | None = None
+
+    @property
+    def depth(self) -> int:
+        """How many actors the chain holds, this one included."""
+        depth, actor = 1, self.act
+        while actor is not None:
+            depth, actor = depth + 1, actor.act
+        return depth
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +104,8 @@ class AccessClaims:
     #: Not a claim: True when the token came as a nested JWT (JWE around the
     #: JWS), so that :attr:`Requirements.require_encrypted` can be applied.
     encrypted: bool = False
+    #: Set on a delegated token (token exchange): who acts for ``sub``.
+    act: Actor | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +119,10 @@ class Requirements:
     #: Refuse a bare signed token (``NOT_ENCRYPTED``): only a nested JWT, whose
     #: contents no one on the way could read, is accepted.
     require_encrypted: bool = False
+    #: None: delegated tokens are accepted. Else at most this many actors in
+    #: the token's ``act`` chain; 0 refuses every delegated token
+    #: (``DELEGATION_TOO_DEEP``).
+    max_delegation_depth: int | None = None
 
 
 #: Given accepted claims, say whether they were revoked (jti, session, subject).
@@ -156,6 +181,26 @@ def _strings(value: Any) -> tuple[str, ...]:
 _NO_RAW: Mapping[str, Any] = MappingProxyType({})
 
 
+#: An `act` chain deeper than this is refused as malformed: authsvc never
+#: mints one (exchange.py stops at MAX_EXCHANGE_DEPTH), and the parse is
+#: recursive.
+MAX_ACT_DEPTH = 16
+
+
+def _actor(value: Any, depth: int = 1) -> Actor | None:
+    """RFC 8693 section 4.1: an object with the actor's ``sub`` and, for a
+    chain, the previous actor's ``act``. Its other members are not ours to
+    judge (the RFC lets an actor carry any claim that identifies it)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or depth > MAX_ACT_DEPTH:
+        raise _reject(Reason.MALFORMED)
+    sub = _text(value.get("sub"))  # the answer of Verify carries it: valid Unicode only
+    if not sub:
+        raise _reject(Reason.MALFORMED)
+    return Actor(sub, _actor(value.get("act"), depth + 1))
+
+
 def _parse_claims(payload: Mapping[str, Any], keep_raw: bool = True, encrypted: bool = False) -> AccessClaims:
     for name in _REQUIRED_CLAIMS:
         if name not in payload:
@@ -183,6 +228,7 @@ def _parse_claims(payload: Mapping[str, Any], keep_raw: bool = True, encrypted: 
         cnf_x5t_s256=thumbprint,
         raw=payload if keep_raw else _NO_RAW,
         encrypted=encrypted,
+        act=_actor(payload.get("act")),
     )
 
 
@@ -194,7 +240,7 @@ _HEADERS: dict[str, tuple[str, str]] = {}
 _HEADERS_MAX = 64
 
 
-def _read_header(header_b64: str) -> tuple[str, str]:
+def _read_header(header_b64: str, types: frozenset[str] = _ACCESS_TOKEN_TYPES) -> tuple[str, str]:
     try:
         header = json_object(b64url_decode(header_b64))
     except JoseFormatError as exc:
@@ -202,23 +248,30 @@ def _read_header(header_b64: str) -> tuple[str, str]:
     if not header.keys() <= _ALLOWED_HEADER:
         raise _reject(Reason.MALFORMED)
     typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
+    if not isinstance(typ, str) or typ.lower() not in types:
         raise _reject(Reason.WRONG_TYPE)
     kid, alg = header.get("kid"), header.get("alg")
     if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH or not isinstance(alg, str):
         raise _reject(Reason.MALFORMED)
+    if types is not _ACCESS_TOKEN_TYPES:
+        return kid, alg  # the cache below holds access-token headers only
     if len(_HEADERS) >= _HEADERS_MAX:
         _HEADERS.clear()
     _HEADERS[header_b64] = (kid, alg)
     return kid, alg
 
 
-def decode_signed(token: str, keys: Mapping[str, VerificationKey]) -> dict[str, Any]:
+def decode_signed(
+    token: str, keys: Mapping[str, VerificationKey], types: frozenset[str] | None = None
+) -> dict[str, Any]:
     """Check a JWS compact token's form, header and signature; give its payload.
 
     Nothing from the token is trusted before the signature is: the key comes
     from ``keys`` by ``kid`` (a dictionary look-up only) and the algorithm from
-    that key, never from the header (RFC 8725 sections 2.1, 3.1).
+    that key, never from the header (RFC 8725 sections 2.1, 3.1). ``types``
+    are the accepted ``typ`` values (lower case; default: access tokens'):
+    explicit typing keeps one kind of token from passing for another
+    (RFC 8725 section 3.11).
     """
     # Length first (before any work), then ASCII: a compact JWS is base64url
     # and dots only, and everything below may assume so.
@@ -228,7 +281,10 @@ def decode_signed(token: str, keys: Mapping[str, VerificationKey]) -> dict[str, 
     if len(parts) != 3:
         raise _reject(Reason.MALFORMED)
     header_b64, payload_b64, signature_b64 = parts
-    kid, alg = _HEADERS.get(header_b64) or _read_header(header_b64)
+    if types is None:
+        kid, alg = _HEADERS.get(header_b64) or _read_header(header_b64)
+    else:
+        kid, alg = _read_header(header_b64, types)
     try:
         payload = b64url_decode(payload_b64)  # decoded now, trusted only after the signature
         signature = b64url_decode(signature_b64)
@@ -277,6 +333,12 @@ def check_claims(
         raise _reject(Reason.AUTH_TOO_OLD)
     if requirements.require_encrypted and not claims.encrypted:
         raise _reject(Reason.NOT_ENCRYPTED)
+    if (
+        requirements.max_delegation_depth is not None
+        and claims.act is not None
+        and claims.act.depth > requirements.max_delegation_depth
+    ):
+        raise _reject(Reason.DELEGATION_TOO_DEEP)
 
 
 def verify_access_token(

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61uthsvc/v1/auth.proto\x12\nauthsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x12PasswordCredential\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"<\n\x10\x43lientCredential\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x15\n\rclient_secret\x18\x02 \x01(\t\"\xa1\x01\n\x0cIssueRequest\x12\x32\n\x08password\x18\x01 \x01(\x0b\x32\x1e.authsvc.v1.PasswordCredentialH\x00\x12.\n\x06\x63lient\x18\x02 \x01(\x0b\x32\x1c.authsvc.v1.ClientCredentialH\x00\x12\x10\n\x08\x61udience\x18\x03 \x03(\t\x12\r\n\x05scope\x18\x04 \x03(\tB\x0c\n\ncredential\"\x83\x01\n\tTokenPair\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x03\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12\r\n\x05scope\x18\x05 \x03(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\"e\n\x0cMFAChallenge\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x0f\n\x07methods\x18\x02 \x03(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\rIssueResponse\x12\'\n\x06tokens\x18\x01 \x01(\x0b\x32\x15.authsvc.v1.TokenPairH\x00\x12\x31\n\rmfa_challenge\x18\x02 \x01(\x0b\x32\x18.authsvc.v1.MFAChallengeH\x00\x42\x08\n\x06result\"a\n\x13\x43hallengeMFARequest\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x13\n\ttotp_code\x18\x02 \x01(\tH\x00\x12\x17\n\rrecovery_code\x18\x03 \x01(\tH\x00\x42\x06\n\x04\x63ode\"=\n\x14\x43hallengeMFAResponse\x12%\n\x06tokens\x18\x01 \x01(\x0b\x32\x15.authsvc.v1.TokenPair\"\x9a\x01\n\rVerifyRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08\x61udience\x18\x02 \x01(\t\x12\x16\n\x0erequired_scope\x18\x03 \x03(\t\x12\x17\n\x0f\x63\x65rt_thumbprint\x18\x04 \x01(\t\x12\x1c\n\x14max_auth_age_seconds\x18\x05 \x01(\x03\x12\x19\n\x11require_encrypted\x18\x06 \x01(\x08\"\xd5\x01\n\x06\x43laims\x12\x0b\n\x03iss\x18\x01 \x01(\t\x12\x0b\n\x03sub\x18\x02 \x01(\t\x12\x0b\n\x03\x61ud\x18\x03 \x03(\t\x12\x0b\n\x03\x65xp\x18\x04 \x01(\x03\x12\x0b\n\x03iat\x18\x05 \x01(\x03\x12\x0b\n\x03nbf\x18\x06 \x01(\x03\x12\x0b\n\x03jti\x18\x07 \x01(\t\x12\x11\n\tclient_id\x18\x08 \x01(\t\x12\r\n\x05scope\x18\t \x03(\t\x12\x0b\n\x03sid\x18\n \x01(\t\x12\x11\n\tauth_time\x18\x0b \x01(\x03\x12\x0b\n\x03\x61mr\x18\x0c \x03(\t\x12\x0b\n\x03\x61\x63r\x18\r \x01(\t\x12\x14\n\x0c\x63nf_x5t_s256\x18\x0e \x01(\t\"p\n\x0eVerifyResponse\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12*\n\x06reason\x18\x02 \x01(\x0e\x32\x1a.authsvc.v1.InactiveReason\x12\"\n\x06\x63laims\x18\x03 \x01(\x0b\x32\x12.authsvc.v1.Claims\"6\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x03(\t\"8\n\x0fRefreshResponse\x12%\n\x06tokens\x18\x01 \x01(\x0b\x32\x15.authsvc.v1.TokenPair\"S\n\rRevokeRequest\x12\x0f\n\x05token\x18\x01 \x01(\tH\x00\x12\x14\n\nsession_id\x18\x02 \x01(\tH\x00\x12\x11\n\x07subject\x18\x03 \x01(\tH\x00\x42\x08\n\x06target\"!\n\x0eRevokeResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\x03\"\x12\n\x10\x45nrollMFARequest\"8\n\x11\x45nrollMFAResponse\x12\x13\n\x0botpauth_uri\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\"&\n\x11\x43onfirmMFARequest\x12\x11\n\ttotp_code\x18\x01 \x01(\t\",\n\x12\x43onfirmMFAResponse\x12\x16\n\x0erecovery_codes\x18\x01 \x03(\t\"\x10\n\x0eGetJWKSRequest\"$\n\x0fGetJWKSResponse\x12\x11\n\tjwks_json\x18\x01 \x01(\t\"?\n\x13ListSessionsRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x02 \x01(\x08\"\x8d\x03\n\x0bSessionInfo\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x10\n\x08\x61udience\x18\x03 \x03(\t\x12\r\n\x05scope\x18\x04 \x03(\t\x12\x0b\n\x03\x61mr\x18\x05 \x03(\t\x12-\n\tauth_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_refresh_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_count\x18\n \x01(\x05\x12\x0c\n\x04peer\x18\x0b \x01(\t\x12\x12\n\nuser_agent\x18\x0c \x01(\t\x12.\n\nrevoked_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x14ListSessionsResponse\x12)\n\x08sessions\x18\x01 \x03(\x0b\x32\x17.authsvc.v1.SessionInfo\")\n\x17WatchRevocationsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x03\"\xc6\x02\n\x0fRevocationEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .authsvc.v1.RevocationEvent.Kind\x12\r\n\x05value\x18\x03 \x01(\t\x12.\n\nrevoked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rresume_cursor\x18\x06 \x01(\x03\"p\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08KIND_JTI\x10\x01\x12\x10\n\x0cKIND_SESSION\x10\x02\x12\x10\n\x0cKIND_SUBJECT\x10\x03\x12\x12\n\x0eKIND_CAUGHT_UP\x10\x04\x12\x0c\n\x08KIND_KEY\x10\x05*\xe2\x03\n\x0eInactiveReason\x12\x1f\n\x1bINACTIVE_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19INACTIVE_REASON_MALFORMED\x10\x01\x12!\n\x1dINACTIVE_REASON_BAD_SIGNATURE\x10\x02\x12\x1f\n\x1bINACTIVE_REASON_UNKNOWN_KEY\x10\x03\x12\x1b\n\x17INACTIVE_REASON_EXPIRED\x10\x04\x12!\n\x1dINACTIVE_REASON_NOT_YET_VALID\x10\x05\x12\x1b\n\x17INACTIVE_REASON_REVOKED\x10\x06\x12 \n\x1cINACTIVE_REASON_WRONG_ISSUER\x10\x07\x12\"\n\x1eINACTIVE_REASON_WRONG_AUDIENCE\x10\x08\x12!\n\x1dINACTIVE_REASON_MISSING_SCOPE\x10\t\x12!\n\x1dINACTIVE_REASON_CERT_MISMATCH\x10\n\x12 \n\x1cINACTIVE_REASON_AUTH_TOO_OLD\x10\x0b\x12\x1e\n\x1aINACTIVE_REASON_WRONG_TYPE\x10\x0c\x12!\n\x1dINACTIVE_REASON_NOT_ENCRYPTED\x10\r2\xea\x05\n\x0b\x41uthService\x12<\n\x05Issue\x12\x18.authsvc.v1.IssueRequest\x1a\x19.authsvc.v1.IssueResponse\x12Q\n\x0c\x43hallengeMFA\x12\x1f.authsvc.v1.ChallengeMFARequest\x1a .authsvc.v1.ChallengeMFAResponse\x12?\n\x06Verify\x12\x19.authsvc.v1.VerifyRequest\x1a\x1a.authsvc.v1.VerifyResponse\x12\x42\n\x07Refresh\x12\x1a.authsvc.v1.RefreshRequest\x1a\x1b.authsvc.v1.RefreshResponse\x12?\n\x06Revoke\x12\x19.authsvc.v1.RevokeRequest\x1a\x1a.authsvc.v1.RevokeResponse\x12H\n\tEnrollMFA\x12\x1c.authsvc.v1.EnrollMFARequest\x1a\x1d.authsvc.v1.EnrollMFAResponse\x12K\n\nConfirmMFA\x12\x1d.authsvc.v1.ConfirmMFARequest\x1a\x1e.authsvc.v1.ConfirmMFAResponse\x12\x42\n\x07GetJWKS\x12\x1a.authsvc.v1.GetJWKSRequest\x1a\x1b.authsvc.v1.GetJWKSResponse\x12Q\n\x0cListSessions\x12\x1f.authsvc.v1.ListSessionsRequest\x1a .authsvc.v1.ListSessionsResponse\x12V\n\x10WatchRevocations\x12#.authsvc.v1.WatchRevocationsRequest\x1a\x1b.authsvc.v1.RevocationEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61uthsvc/v1/auth.proto\x12\nauthsvc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x12PasswordCredential\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"<\n\x10\x43lientCredential\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x15\n\rclient_secret\x18\x02 \x01(\t\"\xa1\x01\n\x0cIssueRequest\x12\x32\n\x08password\x18\x01 \x01(\x0b\x32\x1e.authsvc.v1.PasswordCredentialH\x00\x12.\n\x06\x63lient\x18\x02 \x01(\x0b\x32\x1c.authsvc.v1.ClientCredentialH\x00\x12\x10\n\x08\x61udience\x18\x03 \x03(\t\x12\r\n\x05scope\x18\x04 \x03(\tB\x0c\n\ncredential\"\x83\x01\n\tTokenPair\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x03\x12\x15\n\rrefresh_token\x18\x04 \x01(\t\x12\r\n\x05scope\x18\x05 \x03(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\"e\n\x0cMFAChallenge\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x0f\n\x07methods\x18\x02 \x03(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\rIssueResponse\x12\'\n\x06tokens\x18\x01 \x01(\x0b\x32\x15.authsvc.v1.TokenPairH\x00\x12\x31\n\rmfa_challenge\x18\x02 \x01(\x0b\x32\x18.authsvc.v1.MFAChallengeH\x00\x42\x08\n\x06result\"a\n\x13\x43hallengeMFARequest\x12\x14\n\x0c\x63hallenge_id\x18\x01 \x01(\t\x12\x13\n\ttotp_code\x18\x02 \x01(\tH\x00\x12\x17\n\rrecovery_code\x18\x03 \x01(\tH\x00\x42\x06\n\x04\x63ode\"=\n\x14\x43hallengeMFAResponse\x12%\n\x06tokens\x18\x01 \x01(\x0b\x32\x15.authsvc.v1.TokenPair\"\xd6\x01\n\rVerifyRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08\x61udience\x18\x02 \x01(\t\x12\x16\n\x0erequired_scope\x18\x03 \x03(\t\x12\x17\n\x0f\x63\x65rt_thumbprint\x18\x04 \x01(\t\x12\x1c\n\x14max_auth_age_seconds\x18\x05 \x01(\x03\x12\x19\n\x11require_encrypted\x18\x06 \x01(\x08\x12!\n\x14max_delegation_depth\x18\x07 \x01(\x05H\x00\x88\x01\x01\x42\x17\n\x15_max_delegation_depth\"\xf5\x01\n\x06\x43laims\x12\x0b\n\x03iss\x18\x01 \x01(\t\x12\x0b\n\x03sub\x18\x02 \x01(\t\x12\x0b\n\x03\x61ud\x18\x03 \x03(\t\x12\x0b\n\x03\x65xp\x18\x04 \x01(\x03\x12\x0b\n\x03iat\x18\x05 \x01(\x03\x12\x0b\n\x03nbf\x18\x06 \x01(\x03\x12\x0b\n\x03jti\x18\x07 \x01(\t\x12\x11\n\tclient_id\x18\x08 \x01(\t\x12\r\n\x05scope\x18\t \x03(\t\x12\x0b\n\x03sid\x18\n \x01(\t\x12\x11\n\tauth_time\x18\x0b \x01(\x03\x12\x0b\n\x03\x61mr\x18\x0c \x03(\t\x12\x0b\n\x03\x61\x63r\x18\r \x01(\t\x12\x14\n\x0c\x63nf_x5t_s256\x18\x0e \x01(\t\x12\x1e\n\x03\x61\x63t\x18\x0f \x01(\x0b\x32\x11.authsvc.v1.Actor\"4\n\x05\x41\x63tor\x12\x0b\n\x03sub\x18\x01 \x01(\t\x12\x1e\n\x03\x61\x63t\x18\x02 \x01(\x0b\x32\x11.authsvc.v1.Actor\"p\n\x0eVerifyResponse\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12*\n\x06reason\x18\x02 \x01(\x0e\x32\x1a.authsvc.v1.InactiveReason\x12\"\n\x06\x63laims\x18\x03 \x01(\x0b\x32\x12.authsvc.v1.Claims\"6\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x03(\t\"8\n\x0fRefreshResponse\x12%\n\x06tokens\x18\x01 \x01(\x0b\x32\x15.authsvc.v1.TokenPair\"S\n\rRevokeRequest\x12\x0f\n\x05token\x18\x01 \x01(\tH\x00\x12\x14\n\nsession_id\x18\x02 \x01(\tH\x00\x12\x11\n\x07subject\x18\x03 \x01(\tH\x00\x42\x08\n\x06target\"!\n\x0eRevokeResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\x03\"\x12\n\x10\x45nrollMFARequest\"8\n\x11\x45nrollMFAResponse\x12\x13\n\x0botpauth_uri\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\"&\n\x11\x43onfirmMFARequest\x12\x11\n\ttotp_code\x18\x01 \x01(\t\",\n\x12\x43onfirmMFAResponse\x12\x16\n\x0erecovery_codes\x18\x01 \x03(\t\"\x10\n\x0eGetJWKSRequest\"$\n\x0fGetJWKSResponse\x12\x11\n\tjwks_json\x18\x01 \x01(\t\"?\n\x13ListSessionsRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x17\n\x0finclude_revoked\x18\x02 \x01(\x08\"\x8d\x03\n\x0bSessionInfo\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x10\n\x08\x61udience\x18\x03 \x03(\t\x12\r\n\x05scope\x18\x04 \x03(\t\x12\x0b\n\x03\x61mr\x18\x05 \x03(\t\x12-\n\tauth_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_refresh_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rrefresh_count\x18\n \x01(\x05\x12\x0c\n\x04peer\x18\x0b \x01(\t\x12\x12\n\nuser_agent\x18\x0c \x01(\t\x12.\n\nrevoked_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x14ListSessionsResponse\x12)\n\x08sessions\x18\x01 \x03(\x0b\x32\x17.authsvc.v1.SessionInfo\")\n\x17WatchRevocationsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x03\"\xc6\x02\n\x0fRevocationEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .authsvc.v1.RevocationEvent.Kind\x12\r\n\x05value\x18\x03 \x01(\t\x12.\n\nrevoked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rresume_cursor\x18\x06 \x01(\x03\"p\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08KIND_JTI\x10\x01\x12\x10\n\x0cKIND_SESSION\x10\x02\x12\x10\n\x0cKIND_SUBJECT\x10\x03\x12\x12\n\x0eKIND_CAUGHT_UP\x10\x04\x12\x0c\n\x08KIND_KEY\x10\x05\"\xf9\x01\n\x14\x45xchangeTokenRequest\x12,\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1c.authsvc.v1.ClientCredential\x12\x15\n\rsubject_token\x18\x02 \x01(\t\x12\x1a\n\x12subject_token_type\x18\x03 \x01(\t\x12\x10\n\x08\x61udience\x18\x04 \x03(\t\x12\r\n\x05scope\x18\x05 \x03(\t\x12\x1c\n\x14requested_token_type\x18\x06 \x01(\t\x12\x17\n\x0frequest_context\x18\x07 \x01(\t\x12\x17\n\x0frequest_details\x18\x08 \x01(\t\x12\x0f\n\x07purpose\x18\t \x01(\t\"\x7f\n\x15\x45xchangeTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x19\n\x11issued_token_type\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x03\x12\r\n\x05scope\x18\x05 \x03(\t*\x8b\x04\n\x0eInactiveReason\x12\x1f\n\x1bINACTIVE_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19INACTIVE_REASON_MALFORMED\x10\x01\x12!\n\x1dINACTIVE_REASON_BAD_SIGNATURE\x10\x02\x12\x1f\n\x1bINACTIVE_REASON_UNKNOWN_KEY\x10\x03\x12\x1b\n\x17INACTIVE_REASON_EXPIRED\x10\x04\x12!\n\x1dINACTIVE_REASON_NOT_YET_VALID\x10\x05\x12\x1b\n\x17INACTIVE_REASON_REVOKED\x10\x06\x12 \n\x1cINACTIVE_REASON_WRONG_ISSUER\x10\x07\x12\"\n\x1eINACTIVE_REASON_WRONG_AUDIENCE\x10\x08\x12!\n\x1dINACTIVE_REASON_MISSING_SCOPE\x10\t\x12!\n\x1dINACTIVE_REASON_CERT_MISMATCH\x10\n\x12 \n\x1cINACTIVE_REASON_AUTH_TOO_OLD\x10\x0b\x12\x1e\n\x1aINACTIVE_REASON_WRONG_TYPE\x10\x0c\x12!\n\x1dINACTIVE_REASON_NOT_ENCRYPTED\x10\r\x12\'\n#INACTIVE_REASON_DELEGATION_TOO_DEEP\x10\x0e\x32\xc0\x06\n\x0b\x41uthService\x12<\n\x05Issue\x12\x18.authsvc.v1.IssueRequest\x1a\x19.authsvc.v1.IssueResponse\x12Q\n\x0c\x43hallengeMFA\x12\x1f.authsvc.v1.ChallengeMFARequest\x1a .authsvc.v1.ChallengeMFAResponse\x12?\n\x06Verify\x12\x19.authsvc.v1.VerifyRequest\x1a\x1a.authsvc.v1.VerifyResponse\x12\x42\n\x07Refresh\x12\x1a.authsvc.v1.RefreshRequest\x1a\x1b.authsvc.v1.RefreshResponse\x12?\n\x06Revoke\x12\x19.authsvc.v1.RevokeRequest\x1a\x1a.authsvc.v1.RevokeResponse\x12H\n\tEnrollMFA\x12\x1c.authsvc.v1.EnrollMFARequest\x1a\x1d.authsvc.v1.EnrollMFAResponse\x12K\n\nConfirmMFA\x12\x1d.authsvc.v1.ConfirmMFARequest\x1a\x1e.authsvc.v1.ConfirmMFAResponse\x12\x42\n\x07GetJWKS\x12\x1a.authsvc.v1.GetJWKSRequest\x1a\x1b.authsvc.v1.GetJWKSResponse\x12Q\n\x0cListSessions\x12\x1f.authsvc.v1.ListSessionsRequest\x1a .authsvc.v1.ListSessionsResponse\x12V\n\x10WatchRevocations\x12#.authsvc.v1.WatchRevocationsRequest\x1a\x1b.authsvc.v1.RevocationEvent0\x01\x12T\n\rExchangeToken\x12 .authsvc.v1.ExchangeTokenRequest\x1a!.authsvc.v1.ExchangeTokenResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'authsvc.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INACTIVEREASON']._serialized_start=2718
-  _globals['_INACTIVEREASON']._serialized_end=3200
+  _globals['_INACTIVEREASON']._serialized_start=3245
+  _globals['_INACTIVEREASON']._serialized_end=3768
   _globals['_PASSWORDCREDENTIAL']._serialized_start=70
   _globals['_PASSWORDCREDENTIAL']._serialized_end=126
   _globals['_CLIENTCREDENTIAL']._serialized_start=128
@@ -51,43 +51,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHALLENGEMFARESPONSE']._serialized_start=809
   _globals['_CHALLENGEMFARESPONSE']._serialized_end=870
   _globals['_VERIFYREQUEST']._serialized_start=873
-  _globals['_VERIFYREQUEST']._serialized_end=1027
-  _globals['_CLAIMS']._serialized_start=1030
-  _globals['_CLAIMS']._serialized_end=1243
-  _globals['_VERIFYRESPONSE']._serialized_start=1245
-  _globals['_VERIFYRESPONSE']._serialized_end=1357
-  _globals['_REFRESHREQUEST']._serialized_start=1359
-  _globals['_REFRESHREQUEST']._serialized_end=1413
-  _globals['_REFRESHRESPONSE']._serialized_start=1415
-  _globals['_REFRESHRESPONSE']._serialized_end=1471
-  _globals['_REVOKEREQUEST']._serialized_start=1473
-  _globals['_REVOKEREQUEST']._serialized_end=1556
-  _globals['_REVOKERESPONSE']._serialized_start=1558
-  _globals['_REVOKERESPONSE']._serialized_end=1591
-  _globals['_ENROLLMFAREQUEST']._serialized_start=1593
-  _globals['_ENROLLMFAREQUEST']._serialized_end=1611
-  _globals['_ENROLLMFARESPONSE']._serialized_start=1613
-  _globals['_ENROLLMFARESPONSE']._serialized_end=1669
-  _globals['_CONFIRMMFAREQUEST']._serialized_start=1671
-  _globals['_CONFIRMMFAREQUEST']._serialized_end=1709
-  _globals['_CONFIRMMFARESPONSE']._serialized_start=1711
-  _globals['_CONFIRMMFARESPONSE']._serialized_end=1755
-  _globals['_GETJWKSREQUEST']._serialized_start=1757
-  _globals['_GETJWKSREQUEST']._serialized_end=1773
-  _globals['_GETJWKSRESPONSE']._serialized_start=1775
-  _globals['_GETJWKSRESPONSE']._serialized_end=1811
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1813
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1876
-  _globals['_SESSIONINFO']._serialized_start=1879
-  _globals['_SESSIONINFO']._serialized_end=2276
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=2278
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=2343
-  _globals['_WATCHREVOCATIONSREQUEST']._serialized_start=2345
-  _globals['_WATCHREVOCATIONSREQUEST']._serialized_end=2386
-  _globals['_REVOCATIONEVENT']._serialized_start=2389
-  _globals['_REVOCATIONEVENT']._serialized_end=2715
-  _globals['_REVOCATIONEVENT_KIND']._serialized_start=2603
-  _globals['_REVOCATIONEVENT_KIND']._serialized_end=2715
-  _globals['_AUTHSERVICE']._serialized_start=3203
-  _globals['_AUTHSERVICE']._serialized_end=3949
+  _globals['_VERIFYREQUEST']._serialized_end=1087
+  _globals['_CLAIMS']._serialized_start=1090
+  _globals['_CLAIMS']._serialized_end=1335
+  _globals['_ACTOR']._serialized_start=1337
+  _globals['_ACTOR']._serialized_end=1389
+  _globals['_VERIFYRESPONSE']._serialized_start=1391
+  _globals['_VERIFYRESPONSE']._serialized_end=1503
+  _globals['_REFRESHREQUEST']._serialized_start=1505
+  _globals['_REFRESHREQUEST']._serialized_end=1559
+  _globals['_REFRESHRESPONSE']._serialized_start=1561
+  _globals['_REFRESHRESPONSE']._serialized_end=1617
+  _globals['_REVOKEREQUEST']._serialized_start=1619
+  _globals['_REVOKEREQUEST']._serialized_end=1702
+  _globals['_REVOKERESPONSE']._serialized_start=1704
+  _globals['_REVOKERESPONSE']._serialized_end=1737
+  _globals['_ENROLLMFAREQUEST']._serialized_start=1739
+  _globals['_ENROLLMFAREQUEST']._serialized_end=1757
+  _globals['_ENROLLMFARESPONSE']._serialized_start=1759
+  _globals['_ENROLLMFARESPONSE']._serialized_end=1815
+  _globals['_CONFIRMMFAREQUEST']._serialized_start=1817
+  _globals['_CONFIRMMFAREQUEST']._serialized_end=1855
+  _globals['_CONFIRMMFARESPONSE']._serialized_start=1857
+  _globals['_CONFIRMMFARESPONSE']._serialized_end=1901
+  _globals['_GETJWKSREQUEST']._serialized_start=1903
+  _globals['_GETJWKSREQUEST']._serialized_end=1919
+  _globals['_GETJWKSRESPONSE']._serialized_start=1921
+  _globals['_GETJWKSRESPONSE']._serialized_end=1957
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1959
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=2022
+  _globals['_SESSIONINFO']._serialized_start=2025
+  _globals['_SESSIONINFO']._serialized_end=2422
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=2424
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=2489
+  _globals['_WATCHREVOCATIONSREQUEST']._serialized_start=2491
+  _globals['_WATCHREVOCATIONSREQUEST']._serialized_end=2532
+  _globals['_REVOCATIONEVENT']._serialized_start=2535
+  _globals['_REVOCATIONEVENT']._serialized_end=2861
+  _globals['_REVOCATIONEVENT_KIND']._serialized_start=2749
+  _globals['_REVOCATIONEVENT_KIND']._serialized_end=2861
+  _globals['_EXCHANGETOKENREQUEST']._serialized_start=2864
+  _globals['_EXCHANGETOKENREQUEST']._serialized_end=3113
+  _globals['_EXCHANGETOKENRESPONSE']._serialized_start=3115
+  _globals['_EXCHANGETOKENRESPONSE']._serialized_end=3242
+  _globals['_AUTHSERVICE']._serialized_start=3771
+  _globals['_AUTHSERVICE']._serialized_end=4603
 # @@protoc_insertion_point(module_scope)

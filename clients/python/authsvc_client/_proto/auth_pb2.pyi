@@ -59,6 +59,8 @@ class _InactiveReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Inacti
     INACTIVE_REASON_WRONG_TYPE: _InactiveReason.ValueType  # 12
     INACTIVE_REASON_NOT_ENCRYPTED: _InactiveReason.ValueType  # 13
     """A bare signed token where the audience requires a nested (encrypted) one."""
+    INACTIVE_REASON_DELEGATION_TOO_DEEP: _InactiveReason.ValueType  # 14
+    """Delegated through more actors than max_delegation_depth allows."""
 
 class InactiveReason(_InactiveReason, metaclass=_InactiveReasonEnumTypeWrapper): ...
 
@@ -78,6 +80,8 @@ INACTIVE_REASON_AUTH_TOO_OLD: InactiveReason.ValueType  # 11
 INACTIVE_REASON_WRONG_TYPE: InactiveReason.ValueType  # 12
 INACTIVE_REASON_NOT_ENCRYPTED: InactiveReason.ValueType  # 13
 """A bare signed token where the audience requires a nested (encrypted) one."""
+INACTIVE_REASON_DELEGATION_TOO_DEEP: InactiveReason.ValueType  # 14
+"""Delegated through more actors than max_delegation_depth allows."""
 Global___InactiveReason: _TypeAlias = InactiveReason  # noqa: Y015
 
 @_typing.final
@@ -323,6 +327,7 @@ class VerifyRequest(_message.Message):
     CERT_THUMBPRINT_FIELD_NUMBER: _builtins.int
     MAX_AUTH_AGE_SECONDS_FIELD_NUMBER: _builtins.int
     REQUIRE_ENCRYPTED_FIELD_NUMBER: _builtins.int
+    MAX_DELEGATION_DEPTH_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     """the access token; at most 8 KiB"""
     audience: _builtins.str
@@ -337,6 +342,10 @@ class VerifyRequest(_message.Message):
     """Refuse a bare signed token (NOT_ENCRYPTED): only a nested JWT is accepted.
     An audience (or the deployment) can require this of every caller.
     """
+    max_delegation_depth: _builtins.int
+    """Unset: delegated tokens are accepted. Else at most this many actors in the
+    token's `act` chain (RFC 8693 section 4.1); 0 refuses every delegated token.
+    """
     @_builtins.property
     def required_scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """every one must be granted"""
@@ -350,12 +359,15 @@ class VerifyRequest(_message.Message):
         cert_thumbprint: _builtins.str = ...,
         max_auth_age_seconds: _builtins.int = ...,
         require_encrypted: _builtins.bool = ...,
+        max_delegation_depth: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_delegation_depth", b"_max_delegation_depth", "max_delegation_depth", b"max_delegation_depth"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "cert_thumbprint", b"cert_thumbprint", "max_auth_age_seconds", b"max_auth_age_seconds", "require_encrypted", b"require_encrypted", "required_scope", b"required_scope", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_delegation_depth", b"_max_delegation_depth", "audience", b"audience", "cert_thumbprint", b"cert_thumbprint", "max_auth_age_seconds", b"max_auth_age_seconds", "max_delegation_depth", b"max_delegation_depth", "require_encrypted", b"require_encrypted", "required_scope", b"required_scope", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_delegation_depth: _TypeAlias = _typing.Literal["max_delegation_depth"]  # noqa: Y015
+    _WhichOneofArgType__max_delegation_depth: _TypeAlias = _typing.Literal["_max_delegation_depth", b"_max_delegation_depth"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_delegation_depth) -> _WhichOneofReturnType__max_delegation_depth | None: ...
 
 Global___VerifyRequest: _TypeAlias = VerifyRequest  # noqa: Y015
 
@@ -377,6 +389,7 @@ class Claims(_message.Message):
     AMR_FIELD_NUMBER: _builtins.int
     ACR_FIELD_NUMBER: _builtins.int
     CNF_X5T_S256_FIELD_NUMBER: _builtins.int
+    ACT_FIELD_NUMBER: _builtins.int
     iss: _builtins.str
     sub: _builtins.str
     exp: _builtins.int
@@ -394,6 +407,10 @@ class Claims(_message.Message):
     def scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def amr(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def act(self) -> Global___Actor:
+        """set for a delegated token: who acts for sub (RFC 8693 4.1)"""
+
     def __init__(
         self,
         *,
@@ -411,14 +428,42 @@ class Claims(_message.Message):
         amr: _abc.Iterable[_builtins.str] | None = ...,
         acr: _builtins.str = ...,
         cnf_x5t_s256: _builtins.str = ...,
+        act: Global___Actor | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["act", b"act"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acr", b"acr", "amr", b"amr", "aud", b"aud", "auth_time", b"auth_time", "client_id", b"client_id", "cnf_x5t_s256", b"cnf_x5t_s256", "exp", b"exp", "iat", b"iat", "iss", b"iss", "jti", b"jti", "nbf", b"nbf", "scope", b"scope", "sid", b"sid", "sub", b"sub"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acr", b"acr", "act", b"act", "amr", b"amr", "aud", b"aud", "auth_time", b"auth_time", "client_id", b"client_id", "cnf_x5t_s256", b"cnf_x5t_s256", "exp", b"exp", "iat", b"iat", "iss", b"iss", "jti", b"jti", "nbf", b"nbf", "scope", b"scope", "sid", b"sid", "sub", b"sub"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Claims: _TypeAlias = Claims  # noqa: Y015
+
+@_typing.final
+class Actor(_message.Message):
+    """The acting party of a delegated token (RFC 8693 section 4.1): `sub` acts
+    for the token's subject; `act` is whoever acted before it (nested chains).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUB_FIELD_NUMBER: _builtins.int
+    ACT_FIELD_NUMBER: _builtins.int
+    sub: _builtins.str
+    @_builtins.property
+    def act(self) -> Global___Actor: ...
+    def __init__(
+        self,
+        *,
+        sub: _builtins.str = ...,
+        act: Global___Actor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["act", b"act"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["act", b"act", "sub", b"sub"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Actor: _TypeAlias = Actor  # noqa: Y015
 
 @_typing.final
 class VerifyResponse(_message.Message):
@@ -880,3 +925,110 @@ class RevocationEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevocationEvent: _TypeAlias = RevocationEvent  # noqa: Y015
+
+@_typing.final
+class ExchangeTokenRequest(_message.Message):
+    """RFC 8693 section 2.1, over gRPC. The actor authenticates as Issue's client
+    credential does: client_id and client_secret, or client_id alone with the
+    client's registered mTLS certificate.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_FIELD_NUMBER: _builtins.int
+    SUBJECT_TOKEN_FIELD_NUMBER: _builtins.int
+    SUBJECT_TOKEN_TYPE_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    REQUESTED_TOKEN_TYPE_FIELD_NUMBER: _builtins.int
+    REQUEST_CONTEXT_FIELD_NUMBER: _builtins.int
+    REQUEST_DETAILS_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    subject_token: _builtins.str
+    """an authsvc access token, or a Txn-Token to replace"""
+    subject_token_type: _builtins.str
+    """urn:ietf:params:oauth:token-type:access_token (the default when empty),
+    or urn:ietf:params:oauth:token-type:txn_token (a replacement Txn-Token).
+    """
+    requested_token_type: _builtins.str
+    """Empty or urn:ietf:params:oauth:token-type:access_token: a delegated access
+    token. urn:ietf:params:oauth:token-type:txn_token: a Transaction Token.
+    """
+    request_context: _builtins.str
+    """Txn-Tokens only (the draft's request_context and request_details): JSON
+    objects, at most 4 KiB each. request_context may name req_ip (the
+    originating caller's address); it becomes `rctx`. request_details becomes
+    `tctx`, immutable for the rest of the call chain.
+    """
+    request_details: _builtins.str
+    purpose: _builtins.str
+    """Txn-Tokens only: `purp`, what the transaction is for"""
+    @_builtins.property
+    def client(self) -> Global___ClientCredential: ...
+    @_builtins.property
+    def audience(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Audiences of the new token, each in the actor's exchange policy; for a
+        Txn-Token exactly one: the trust domain.
+        """
+
+    @_builtins.property
+    def scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Scopes wanted; empty means all of (subject token's scopes) and (the
+        actor's scopes). Asking for more is refused, never trimmed.
+        """
+
+    def __init__(
+        self,
+        *,
+        client: Global___ClientCredential | None = ...,
+        subject_token: _builtins.str = ...,
+        subject_token_type: _builtins.str = ...,
+        audience: _abc.Iterable[_builtins.str] | None = ...,
+        scope: _abc.Iterable[_builtins.str] | None = ...,
+        requested_token_type: _builtins.str = ...,
+        request_context: _builtins.str = ...,
+        request_details: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["client", b"client"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "client", b"client", "purpose", b"purpose", "request_context", b"request_context", "request_details", b"request_details", "requested_token_type", b"requested_token_type", "scope", b"scope", "subject_token", b"subject_token", "subject_token_type", b"subject_token_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExchangeTokenRequest: _TypeAlias = ExchangeTokenRequest  # noqa: Y015
+
+@_typing.final
+class ExchangeTokenResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    ISSUED_TOKEN_TYPE_FIELD_NUMBER: _builtins.int
+    TOKEN_TYPE_FIELD_NUMBER: _builtins.int
+    EXPIRES_IN_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    access_token: _builtins.str
+    """the issued token (JWS compact)"""
+    issued_token_type: _builtins.str
+    """a token-type URN, as requested"""
+    token_type: _builtins.str
+    """"Bearer" for access tokens, "N_A" for Txn-Tokens"""
+    expires_in: _builtins.int
+    @_builtins.property
+    def scope(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        access_token: _builtins.str = ...,
+        issued_token_type: _builtins.str = ...,
+        token_type: _builtins.str = ...,
+        expires_in: _builtins.int = ...,
+        scope: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expires_in", b"expires_in", "issued_token_type", b"issued_token_type", "scope", b"scope", "token_type", b"token_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExchangeTokenResponse: _TypeAlias = ExchangeTokenResponse  # noqa: Y015

@@ -84,6 +84,11 @@ class AuthServiceStub:
                 request_serializer=authsvc_dot_v1_dot_auth__pb2.WatchRevocationsRequest.SerializeToString,
                 response_deserializer=authsvc_dot_v1_dot_auth__pb2.RevocationEvent.FromString,
                 _registered_method=True)
+        self.ExchangeToken = channel.unary_unary(
+                '/authsvc.v1.AuthService/ExchangeToken',
+                request_serializer=authsvc_dot_v1_dot_auth__pb2.ExchangeTokenRequest.SerializeToString,
+                response_deserializer=authsvc_dot_v1_dot_auth__pb2.ExchangeTokenResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -164,6 +169,17 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExchangeToken(self, request, context):
+        """OAuth 2.0 Token Exchange (RFC 8693): a service client (the actor) trades
+        a token it received for a delegated access token (with `act`) for another
+        audience, or for a Transaction Token (draft-ietf-oauth-transaction-tokens)
+        with requested_token_type urn:ietf:params:oauth:token-type:txn_token.
+        Only audiences in the actor's exchange policy; PERMISSION_DENIED otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +232,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.WatchRevocations,
                     request_deserializer=authsvc_dot_v1_dot_auth__pb2.WatchRevocationsRequest.FromString,
                     response_serializer=authsvc_dot_v1_dot_auth__pb2.RevocationEvent.SerializeToString,
+            ),
+            'ExchangeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExchangeToken,
+                    request_deserializer=authsvc_dot_v1_dot_auth__pb2.ExchangeTokenRequest.FromString,
+                    response_serializer=authsvc_dot_v1_dot_auth__pb2.ExchangeTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -488,6 +509,33 @@ class AuthService:
             '/authsvc.v1.AuthService/WatchRevocations',
             authsvc_dot_v1_dot_auth__pb2.WatchRevocationsRequest.SerializeToString,
             authsvc_dot_v1_dot_auth__pb2.RevocationEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExchangeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/authsvc.v1.AuthService/ExchangeToken',
+            authsvc_dot_v1_dot_auth__pb2.ExchangeTokenRequest.SerializeToString,
+            authsvc_dot_v1_dot_auth__pb2.ExchangeTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

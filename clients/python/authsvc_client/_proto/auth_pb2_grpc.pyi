@@ -78,6 +78,13 @@ class AuthServiceStub:
     """Revocation events after a cursor, then live ones as they happen, for
     local revocation caches (the client package's TokenVerifier).
     """
+    ExchangeToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ExchangeTokenRequest, _auth_pb2.ExchangeTokenResponse]
+    """OAuth 2.0 Token Exchange (RFC 8693): a service client (the actor) trades
+    a token it received for a delegated access token (with `act`) for another
+    audience, or for a Transaction Token (draft-ietf-oauth-transaction-tokens)
+    with requested_token_type urn:ietf:params:oauth:token-type:txn_token.
+    Only audiences in the actor's exchange policy; PERMISSION_DENIED otherwise.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -111,6 +118,13 @@ class AuthServiceAsyncStub(AuthServiceStub):
     WatchRevocations: _aio.UnaryStreamMultiCallable[_auth_pb2.WatchRevocationsRequest, _auth_pb2.RevocationEvent]  # type: ignore[assignment]
     """Revocation events after a cursor, then live ones as they happen, for
     local revocation caches (the client package's TokenVerifier).
+    """
+    ExchangeToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.ExchangeTokenRequest, _auth_pb2.ExchangeTokenResponse]  # type: ignore[assignment]
+    """OAuth 2.0 Token Exchange (RFC 8693): a service client (the actor) trades
+    a token it received for a delegated access token (with `act`) for another
+    audience, or for a Transaction Token (draft-ietf-oauth-transaction-tokens)
+    with requested_token_type urn:ietf:params:oauth:token-type:txn_token.
+    Only audiences in the actor's exchange policy; PERMISSION_DENIED otherwise.
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -202,6 +216,19 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_auth_pb2.RevocationEvent], _abc.AsyncIterator[_auth_pb2.RevocationEvent]]:
         """Revocation events after a cursor, then live ones as they happen, for
         local revocation caches (the client package's TokenVerifier).
+        """
+
+    @_abc_1.abstractmethod
+    def ExchangeToken(
+        self,
+        request: _auth_pb2.ExchangeTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ExchangeTokenResponse, _abc.Awaitable[_auth_pb2.ExchangeTokenResponse]]:
+        """OAuth 2.0 Token Exchange (RFC 8693): a service client (the actor) trades
+        a token it received for a delegated access token (with `act`) for another
+        audience, or for a Transaction Token (draft-ietf-oauth-transaction-tokens)
+        with requested_token_type urn:ietf:params:oauth:token-type:txn_token.
+        Only audiences in the actor's exchange policy; PERMISSION_DENIED otherwise.
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
