@@ -43,12 +43,17 @@ def append_cte(first: int, when: str = "") -> str:
     digest = f"${first}::bytea"
     values = ", ".join(f"${first + 1 + i}::{t}" for i, t in enumerate(_TYPES))
     condition = f" AND ({when})" if when else ""
+    # The row is written from a one-row select joined to the moved head: with
+    # the lane's head gone (deleted by someone who wants writes unaudited) its
+    # columns are NULL, and the NOT NULL constraints fail the whole statement,
+    # so no audited write can commit without its row.
+    where = f" WHERE {when}" if when else ""
     return f"""chain_head AS (
         UPDATE audit_chain SET seq = seq + 1, prev_hash = hash, hash = sha256(hash || int8send(seq + 1) || {digest})
         WHERE id = 1 + pg_backend_pid() % {chain.LANES}{condition} RETURNING id, seq, prev_hash, hash
     ), audited AS (
         INSERT INTO audit_log (lane, lane_seq, prev_hash, hash, {_FIELDS})
-        SELECT id, seq, prev_hash, hash, {values} FROM chain_head
+        SELECT h.id, h.seq, h.prev_hash, h.hash, {values} FROM (SELECT 1{where}) AS one LEFT JOIN chain_head h ON true
     )"""  # noqa: S608 - fixed fragments and numbered parameters only
 
 
@@ -141,20 +146,22 @@ class AuditMixin(Base):
 
     @translated
     async def scan_audit_chain(
-        self, start: Callable[[int, Checkpoint, Checkpoint], Callable[[ChainRow], None]], page: int = 2000
+        self, start: Callable[[int, Checkpoint | None, Checkpoint | None], Callable[[ChainRow], None]], page: int = 2000
     ) -> None:
-        """Each lane's checkpoint and head, then its rows in seq order, all from
-        one snapshot (a repeatable-read, read-only transaction): what the
-        verifier sees is one state of the trail however many replicas append.
-        A row in a lane that has no head is fed to a lane with an empty one."""
+        """Each lane's checkpoint and head (None where the row is missing),
+        then its rows in seq order, all from one snapshot (a repeatable-read,
+        read-only transaction): what the verifier sees is one state of the
+        trail however many replicas append. Every lane 1..LANES is started,
+        whether or not it has rows, heads or checkpoints."""
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             cps = {r["id"]: _point(r) for r in await conn.fetch(_ENDS.format("checkpoint"))}
             heads = {r["id"]: _point(r) for r in await conn.fetch(_ENDS.format("chain"))}
-            feeds = {lane: start(lane, cps.get(lane, Checkpoint()), head) for lane, head in sorted(heads.items())}
+            lanes = sorted(set(range(1, chain.LANES + 1)) | cps.keys() | heads.keys())
+            feeds = {lane: start(lane, cps.get(lane), heads.get(lane)) for lane in lanes}
             async for row in conn.cursor("SELECT * FROM audit_log ORDER BY lane, lane_seq", prefetch=page):
                 lane = row["lane"]
                 if lane not in feeds:
-                    feeds[lane] = start(lane, Checkpoint(), Checkpoint())
+                    feeds[lane] = start(lane, None, None)
                 feeds[lane](ChainRow(row["lane_seq"], bytes(row["prev_hash"]), bytes(row["hash"]), _event(row), lane))
 
     @translated

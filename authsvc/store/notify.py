@@ -55,5 +55,5 @@ class Listener:
             finally:
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
-                        await conn.close()
+                        await conn.close(timeout=5)  # bounded: a stop must not wait on a dead server
             await asyncio.sleep(self._retry)

@@ -8,7 +8,9 @@ per part of the schema; this class puts them together.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
+import logging
 import os
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -25,6 +27,10 @@ from authsvc.store._keys import KeysMixin
 from authsvc.store._mfa import MfaMixin
 from authsvc.store._sessions import SessionsMixin
 from authsvc.store.migrate import migrate
+
+log = logging.getLogger(__name__)
+#: Seconds a shutdown waits for connections still in use before ending them.
+CLOSE_TIMEOUT = 10.0
 
 __all__ = ["KEYS_CHANNEL", "NOTIFY_CHANNEL", "PostgresStore"]
 
@@ -103,8 +109,15 @@ class PostgresStore(AdminMixin, AccountsMixin, KeysMixin, SessionsMixin, MfaMixi
         size = self._pool.get_size()
         return {"open": size, "in_use": size - self._pool.get_idle_size(), "max": self._pool.get_max_size()}
 
-    async def close(self) -> None:
-        await self._pool.close()
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Close the pool; past ``timeout`` seconds, end whatever connections
+        are still out (a call that never gave its connection back must not
+        hold the shutdown for ever: Pool.close() alone waits without a bound)."""
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout)
+        except TimeoutError:
+            log.warning("database connections still in use after %.0f s at shutdown: ending them", timeout)
+            self._pool.terminate()
 
     @translated
     async def migrate(self) -> list[str]:

@@ -212,6 +212,34 @@ async def test_list_filters_pages_and_prints_json(
         assert cli(chain_db, "list", "--since", "not-a-time").returncode == 2
 
 
+async def test_a_lane_without_its_head_refuses_writes_and_fails_verification(
+    settings: Settings, chain_db: str, passwords, clock: FakeClock
+) -> None:
+    """Someone who can write the database deletes lanes' heads so that later
+    writes go unaudited: the writes fail instead, and verify names each lane."""
+    async with App(settings, chain_db, clock=clock) as app:
+        store: PostgresStore = app.deps.store  # type: ignore[union-attr,assignment]
+        await store.audit("key_rotated", clock.now(), actor="system")
+        conn = await asyncpg.connect(chain_db)
+        try:
+            await conn.execute("DELETE FROM audit_chain")  # every lane's head
+            await conn.execute("DELETE FROM audit_checkpoint WHERE id = 3")
+        finally:
+            await conn.close()
+        with pytest.raises(asyncpg.NotNullViolationError):
+            await store.audit("key_rotated", clock.now(), actor="system")
+        user = await add_user(store, passwords, clock)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+            with pytest.raises(grpc.aio.AioRpcError):  # a login that cannot be audited does not happen
+                await login(pb_grpc.AuthServiceStub(ch), user)
+        result = await trail.verify(store)
+        kinds = [(p.lane, p.kind) for p in result.problems]
+        assert [lane for lane, kind in kinds if kind == "missing-head"] == list(range(1, 17))
+        assert (3, "missing-checkpoint") in kinds
+        bad = cli(chain_db, "verify")
+        assert bad.returncode == 1 and "lane 1 seq 0: missing-head" in bad.stderr
+
+
 def test_operator_commands_are_audited_with_their_actor(chain_db: str) -> None:
     env = {**os.environ, "AUTHSVC_DATABASE_URL": chain_db, "AUTHSVC_KEK": TEST_KEK}
     added = subprocess.run(

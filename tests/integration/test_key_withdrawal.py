@@ -134,6 +134,7 @@ async def test_time_from_revoke_to_refusal_by_a_verifier_on_another_replica(sett
             for _ in range(TRIALS):
                 clock.advance(31)  # past the verifier's limit of one key refresh per 30 s for unknown kids
                 await a.maintain_keys()  # a signs with the key that replaced the last one
+                await b.maintain_keys()  # and b publishes it (the verifier fetches its keys from b)
                 kid = deps.live.keyring.signer.kid
                 token = forge(deps.live.keyring.signer, "alice", now=clock.now(), issuer=settings.policy.issuer)
                 await verifier.verify(token, REQUIRE)  # known and cached (fetches the key set if it must)

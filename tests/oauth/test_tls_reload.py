@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
+import ssl
 
 from cryptography import x509
 
@@ -13,6 +14,7 @@ from authsvc.config import TlsFiles
 from authsvc.server import App
 
 from ..support import FakeClock
+from ..tlsutil import Issued, TestCA
 from .conftest import Pki
 
 
@@ -49,3 +51,42 @@ async def test_a_new_certificate_on_disk_is_served_without_a_restart(settings, d
             await asyncio.sleep(0.1)
         now = await asyncio.to_thread(served_certificate, app.http_port, pki)
         assert now.serial_number == x509.load_pem_x509_certificate(renewed.cert_pem).serial_number
+
+
+def answered(port: int, pki: Pki, client: Issued, directory) -> bool:
+    """Whether a request over TLS with ``client``'s certificate gets an answer.
+    A refused certificate ends the connection: in TLS 1.3 the server checks it
+    after the client's side of the handshake is done, so the refusal shows as
+    an alert or a closed connection at the first read."""
+    context = pki.client_context()
+    cert, key = pki.ca.write(directory, client, "client")
+    context.load_cert_chain(cert, key)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, context.wrap_socket(
+            raw, server_hostname="localhost"
+        ) as tls:
+            tls.sendall(b"GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            return tls.recv(64).startswith(b"HTTP/1.1 200")
+    except (ssl.SSLError, ConnectionError):
+        return False
+
+
+async def test_a_client_ca_dropped_from_the_file_is_no_longer_trusted(settings, database_url, pki, tmp_path):
+    """Review finding: the side port went on trusting a CA that the operator had
+    removed (ssl can add a CA to a live context, not drop one), so a certificate
+    of a retired or compromised CA still passed tls_client_auth."""
+    cert, key = pki.ca.write(tmp_path, pki.server, "server")
+    retired = TestCA("retired CA")
+    bundle = tmp_path / "clients.crt"
+    bundle.write_bytes(pki.ca.pem + retired.pem)
+    tls = TlsFiles(cert=cert, key=key, client_ca=bundle)
+    async with App(dataclasses.replace(settings, tls=tls, http_listen="127.0.0.1:0"), database_url,
+                   clock=FakeClock()) as app:  # fmt: skip
+        assert app.http is not None
+        old = retired.issue("old-client", uri="spiffe://oauth.test.example/ns/prod/sa/old")
+        assert await asyncio.to_thread(answered, app.http_port, pki, old, tmp_path)  # trusted while listed
+        bundle.write_bytes(pki.ca.pem)  # the operator drops the retired CA
+        assert await app.http.reload_tls() is True
+        assert not await asyncio.to_thread(answered, app.http_port, pki, old, tmp_path)
+        current = pki.ca.issue("new-client", uri="spiffe://oauth.test.example/ns/prod/sa/new")
+        assert await asyncio.to_thread(answered, app.http_port, pki, current, tmp_path)  # the current CA still is

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from authsvc.domain.audit.chain import ChainRow, ChainVerifier, Checkpoint, Problem
+from authsvc.domain.audit.chain import LANES, ChainRow, ChainVerifier, Checkpoint, Problem
 from authsvc.domain.ports import Store
 
 
@@ -43,12 +43,23 @@ async def verify(store: Store) -> Verification:
     running meanwhile neither show as problems nor hide one."""
     checkers: list[ChainVerifier] = []
 
-    def start(lane: int, checkpoint: Checkpoint, head: Checkpoint) -> Callable[[ChainRow], None]:
-        checkers.append(ChainVerifier(checkpoint, head, lane))
+    missing: list[Problem] = []
+
+    def start(lane: int, checkpoint: Checkpoint | None, head: Checkpoint | None) -> Callable[[ChainRow], None]:
+        # A lane's ends are part of the evidence: without its head, appends to
+        # the lane would not be recorded; without its checkpoint, where it
+        # starts is unknown; a lane outside 1..LANES was made by hand.
+        if not 1 <= lane <= LANES:
+            missing.append(Problem(0, "unknown-lane", f"a lane outside 1..{LANES}", lane=lane))
+        if head is None:
+            missing.append(Problem(0, "missing-head", "the lane's chain head is gone", lane=lane))
+        if checkpoint is None:
+            missing.append(Problem(0, "missing-checkpoint", "the lane's checkpoint is gone", lane=lane))
+        checkers.append(ChainVerifier(checkpoint or Checkpoint(), head or Checkpoint(), lane))
         return checkers[-1].feed
 
     await store.scan_audit_chain(start)
-    problems = [p for checker in checkers for p in checker.finish()]
+    problems = missing + [p for checker in checkers for p in checker.finish()]
     lanes = tuple(Lane(c.lane, c.checkpoint, c.head) for c in checkers)
     return Verification(lanes, sum(c.rows for c in checkers), tuple(problems))
 

@@ -1,13 +1,17 @@
 """The side port's TLS context, following its files as the gRPC port's
-credentials do (doors/tls.py): a certificate and key replaced on disk are used
-from the next handshake on. Checked once a second (Python's ssl has no
-per-handshake hook for a listener without SNI).
+credentials do (doors/tls.py): a certificate, key or client CA replaced on
+disk is used from the next handshake on. Checked once a second.
+
+A changed file set is loaded into a new context, and the listener's own
+context hands every handshake over to the newest one (its ``sni_callback``
+runs for every ClientHello, with or without SNI, and sets the connection's
+context). So a client CA that leaves the file stops being trusted, which
+loading CAs into the live context could never do: ssl can add a CA to a
+context, not drop one.
 
 With a client CA, a client certificate is asked for and verified when sent,
 but not required: the public keys and the metadata must stay readable by
-anyone, and a client that authenticates with a secret needs none. A new
-client CA is added to the trusted set; one that left the file stays trusted
-until a restart (ssl cannot drop a CA from a live context)."""
+anyone, and a client that authenticates with a secret needs none."""
 
 from __future__ import annotations
 
@@ -24,14 +28,26 @@ class ReloadingContext:
     def __init__(self, cert: Path, key: Path, client_ca: Path | None) -> None:
         self._paths = (cert, key, client_ca)
         self._pem = self._read()
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.set_alpn_protocols(["http/1.1"])
-        self.context.load_cert_chain(cert, key)
-        if client_ca is not None:
-            self.context.load_verify_locations(cafile=client_ca)
-            self.context.verify_mode = ssl.CERT_OPTIONAL
+        #: What new handshakes get; replaced whole when the files change.
+        self.current = self._build()
+        #: What the listener holds: each handshake switches to ``current``.
+        self.context = self._build()
+        self.context.sni_callback = self._switch
         self.reloads = 0
+
+    def _build(self) -> ssl.SSLContext:
+        cert, key, client_ca = self._paths
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols(["http/1.1"])
+        context.load_cert_chain(cert, key)
+        if client_ca is not None:
+            context.load_verify_locations(cafile=client_ca)
+            context.verify_mode = ssl.CERT_OPTIONAL
+        return context
+
+    def _switch(self, connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+        connection.context = self.current
 
     def _read(self) -> tuple[bytes, bytes, bytes | None]:
         cert, key, ca = self._paths
@@ -44,13 +60,14 @@ class ReloadingContext:
             if pem == self._pem:
                 return False
             check_pem(*pem)  # a certificate and key from two rotations: wait for the other file
-            self.context.load_cert_chain(self._paths[0], self._paths[1])
-            if pem[2] is not None:
-                self.context.load_verify_locations(cadata=pem[2].decode("ascii"))
+            fresh = self._build()
+            if self._read() != pem:
+                return False  # changed again while loading: take it at the next check
         except (OSError, ValueError, ssl.SSLError) as exc:
             log.warning("HTTP side port: TLS files changed but are not usable yet (%s): keeping the current ones", exc)
             return False
+        self.current = fresh
         self._pem = pem
         self.reloads += 1
-        log.info("HTTP side port: TLS certificate, key or client CA changed on disk: reloaded for new connections")
+        log.info("HTTP side port: TLS certificate, key or client CA changed on disk: used for new connections")
         return True
