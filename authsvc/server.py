@@ -244,20 +244,14 @@ class App:
         timer alone is correct; the notice only makes it fast)."""
         assert self.deps is not None and self._store is not None
         interval = self.settings.reconcile_interval
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
-            self._wake.clear()
+        while not await self._woken(self._wake, interval):
             await self._guarded(self.deps.live.sync_revocations(self._store))
 
     async def _keys_loop(self) -> None:
         """Keys: reload on a notice or a timer; rotate when due; prune."""
         assert self.deps is not None and self._store is not None
         deps, store, settings = self.deps, self._store, self.settings
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._keys_changed.wait(), settings.key_reload_interval)
-            self._keys_changed.clear()
+        while not await self._woken(self._keys_changed, settings.key_reload_interval):
             await self._guarded(self.maintain_keys())
             now = self.clock.now()
             await self._guarded(store.prune_revocations(now))
@@ -265,6 +259,17 @@ class App:
             await self._guarded(store.prune_expired(now))
             if settings.audit_retention_days:
                 await self._guarded(audit_trail.prune(store, now, settings.audit_retention_days * 86400.0))
+
+    async def _woken(self, event: asyncio.Event, interval: float) -> bool:
+        """Wait for ``event`` or ``interval`` seconds, then clear it; True once
+        the replica is stopping. The loops end on that flag, not on their
+        cancellation alone: Python 3.11's wait_for can swallow a cancel that
+        lands as the event is set, and a loop that went on would hold stop()
+        for ever (seen as tests hanging to their timeout)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(event.wait(), interval)
+        event.clear()
+        return self._stopping
 
     async def maintain_keys(self) -> None:
         """Rotate if due, then load what the database says (also what the timer does)."""
