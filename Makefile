@@ -10,6 +10,10 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e clients/python -e '.[dev,embedded,otel]'
+	@# xds-protos (Envoy's API) ships an old copy of opentelemetry/proto/*, which
+	@# overwrites opentelemetry-proto's and breaks the OTLP exporter's import:
+	@# opentelemetry-proto's own files go in last.
+	$(BIN)/pip install --quiet --force-reinstall --no-deps "opentelemetry-proto==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 	touch $@
 
 ## install also brings Debian's libzbar0 (the QR decoder the tests use) when root and missing

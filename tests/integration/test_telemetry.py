@@ -83,3 +83,16 @@ def test_off_means_not_even_imported(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_otlp_exporter_and_envoys_api_import_side_by_side():
+    """xds-protos ships an older copy of opentelemetry/proto/*; installed over
+    opentelemetry-proto's, it broke the OTLP exporter's import, so a server
+    with OTEL_EXPORTER_OTLP_* set did not start (the Makefile reinstalls
+    opentelemetry-proto last). Both halves must import in one process."""
+    from envoy.service.auth.v3 import external_auth_pb2
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.proto.common.v1 import common_pb2
+
+    assert hasattr(common_pb2, "InstrumentationScope")
+    assert OTLPSpanExporter is not None and external_auth_pb2.CheckRequest is not None
