@@ -257,6 +257,15 @@ def test_a_valid_token_reaches_the_upstream_with_who_it_is_for(stack):
     assert headers["authorization"] == f"Bearer {token}"
 
 
+def test_underscore_spellings_of_the_injected_headers_are_refused(stack):
+    """x_authsvc_subject is not x-authsvc-subject to Envoy, so the door's
+    overwrite would not touch it, and an upstream that reads underscores as
+    dashes would take it for the real one: the listener refuses it (review M3)."""
+    path = f"/orders/{uuid.uuid4()}"
+    assert stack.get(path, stack.issue(), **{"x_authsvc_subject": "admin"}) == 400
+    assert path not in stack.upstream.paths()
+
+
 def test_envoy_health_checks_authsvc_over_mtls(stack):
     """The snippet's gRPC health check reaches authsvc (as Check does): SERVING."""
     with urllib.request.urlopen(f"http://{stack.admin}/clusters", timeout=5) as answer:
